@@ -1,0 +1,3 @@
+from edgeenhance.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""Bilateral-grid illumination enhancer (after HDRNet and DeepUPE).
+
+A small CNN sees a low-resolution copy of the photo and predicts a bilateral grid of 3x4 affine
+coefficients (``grid_size`` x ``grid_size`` cells, ``bins`` luminance bins). A learned per-pixel
+guide picks the luminance coordinate; slicing the grid at full resolution gives an affine
+illumination model, S = A [r g b 1]^T, and the output is clip(I / S) (Retinex).
+
+Export-friendly: slicing uses bilinear resize and tent weights (no grid_sample, no rank-5
+tensors, no data-dependent control flow). Grid channel layout: channel ``d*12 + c*4 + j`` holds
+coefficient (row c, column j) of luminance bin d.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MIN_ILLUMINATION = 0.05  # caps the gain at 20x: keeps int8 ranges sane and noise bounded
+
+
+def conv(cin, cout, stride=1, act=True):
+    layers = [nn.Conv2d(cin, cout, 3, stride, 1)]
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class Guide(nn.Module):
+    """Per-pixel guide map in [0, 1]: a two-layer pointwise network (1x1 convs)."""
+
+    def __init__(self, hidden: int = 8):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, hidden, 1)
+        self.conv2 = nn.Conv2d(hidden, 1, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.conv2(torch.relu(self.conv1(x))))
+
+
+class GridNet(nn.Module):
+    """Low-resolution image (B, 3, lowres, lowres) -> bilateral grid (B, 12*bins, grid, grid)."""
+
+    def __init__(self, lowres=256, grid_size=16, bins=8, width=8):
+        super().__init__()
+        n_down = (lowres // grid_size).bit_length() - 1
+        if 2**n_down * grid_size != lowres:
+            raise ValueError("lowres must be grid_size times a power of two")
+        chans = [3] + [min(width * 2**i, width * 6) for i in range(n_down)]
+        self.splat = nn.Sequential(*[conv(chans[i], chans[i + 1], 2) for i in range(n_down)])
+        c = chans[-1]
+        self.local = nn.Sequential(conv(c, c), conv(c, c, act=False))
+        self.global_conv = nn.Sequential(conv(c, c, 2), conv(c, c, 2))
+        self.global_fc = nn.Sequential(nn.Conv2d(c, c, 1), nn.ReLU(inplace=True), nn.Conv2d(c, c, 1))
+        self.out = nn.Conv2d(c, 12 * bins, 1)
+        self.bins = bins
+        # Start from the identity: S = 1 everywhere, so the output equals the input.
+        nn.init.zeros_(self.out.weight)
+        with torch.no_grad():
+            self.out.bias.zero_()
+            self.out.bias.view(bins, 3, 4)[:, :, 3] = 1.0
+
+    def forward(self, low):
+        f = self.splat(low)
+        g = self.global_fc(self.global_conv(f).mean(dim=(2, 3), keepdim=True))
+        return self.out(torch.relu(self.local(f) + g))
+
+
+def tent_weights(guide: torch.Tensor, bins: int) -> list[torch.Tensor]:
+    """Per-bin weights of the luminance coordinate (each (B, 1, H, W)); they sum to one."""
+    z = torch.clamp(guide * bins - 0.5, 0.0, bins - 1.0)
+    return [torch.relu(1.0 - torch.abs(z - float(d))) for d in range(bins)]
+
+
+def slice_grid(grid: torch.Tensor, guide: torch.Tensor, bins: int) -> torch.Tensor:
+    """Affine coefficients at every pixel, (B, 12, H, W): trilinear interpolation of the grid at
+    (x, y, guide), written as bilinear resize times tent weights so every runtime can run it."""
+    h, w = guide.shape[-2:]
+    weights = tent_weights(guide, bins)
+    coeffs = None
+    for d in range(bins):
+        up = F.interpolate(grid[:, 12 * d:12 * (d + 1)], size=(h, w), mode="bilinear", align_corners=False)
+        term = up * weights[d]
+        coeffs = term if coeffs is None else coeffs + term
+    return coeffs
+
+
+def apply_illumination(x: torch.Tensor, coeffs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """S_c = sum_j A_cj x_j + b_c; returns (clip(x / S), S)."""
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    s = torch.cat([coeffs[:, 4 * c:4 * c + 1] * r + coeffs[:, 4 * c + 1:4 * c + 2] * g
+                   + coeffs[:, 4 * c + 2:4 * c + 3] * b + coeffs[:, 4 * c + 3:4 * c + 4] for c in range(3)], dim=1)
+    s = torch.clamp(s, min=MIN_ILLUMINATION)
+    return torch.clamp(x / s, 0.0, 1.0), s
+
+
+class BilateralEnhancer(nn.Module):
+    """Full form: any-size (B, 3, H, W) image in [0, 1] -> enhanced image of the same size."""
+
+    family = "bilateral"
+    pad_multiple = 1
+
+    def __init__(self, lowres=256, grid_size=16, bins=8, width=8, guide_hidden=8):
+        super().__init__()
+        self.config = dict(lowres=lowres, grid_size=grid_size, bins=bins, width=width, guide_hidden=guide_hidden)
+        self.lowres, self.bins = lowres, bins
+        self.gridnet = GridNet(lowres, grid_size, bins, width)
+        self.guide = Guide(guide_hidden)
+
+    def low_res(self, x):
+        return F.interpolate(x, size=(self.lowres, self.lowres), mode="bilinear", align_corners=False)
+
+    def forward_with_illumination(self, x):
+        grid = self.gridnet(self.low_res(x))
+        return apply_illumination(x, slice_grid(grid, self.guide(x), self.bins))
+
+    def forward(self, x):
+        return self.forward_with_illumination(x)[0]
+
+    def grid_form(self) -> nn.Module:
+        """The deployable low-resolution part: (1, 3, lowres, lowres) -> grid."""
+        return self.gridnet
+
+    def guide_params(self) -> dict:
+        """Guide weights as plain lists, for the numpy/Android slicing pass."""
+        g = self.guide
+        return {
+            "w1": g.conv1.weight.detach()[:, :, 0, 0].tolist(), "b1": g.conv1.bias.detach().tolist(),
+            "w2": g.conv2.weight.detach()[:, :, 0, 0].tolist(), "b2": g.conv2.bias.detach().tolist(),
+            "bins": self.bins, "min_illumination": MIN_ILLUMINATION,
+        }

@@ -1,0 +1,150 @@
+"""The model zoo and the one interface every exporter, quantizer and runtime uses.
+
+``load_model(spec)`` takes a zoo name or a ``.safetensors`` checkpoint and returns a model;
+``deploy_forms(model)`` says which deployable graphs it has (``full``; ``grid`` for bilateral).
+Adding a model family means adding it to ``FAMILIES`` (and, if shipped, to ``ZOO``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from edgeenhance.errors import UserError
+from edgeenhance.fileio import atomic_path
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def _families() -> dict[str, Callable[..., nn.Module]]:
+    from edgeenhance.models.bilateral import BilateralEnhancer
+    from edgeenhance.models.cyclegan import PatchDiscriminator, ResnetGenerator
+    from edgeenhance.models.student import StudentGenerator
+
+    return {"bilateral": BilateralEnhancer, "resnet_generator": ResnetGenerator, "student": StudentGenerator,
+            "patch_discriminator": PatchDiscriminator}
+
+
+@dataclass
+class ZooEntry:
+    name: str
+    family: str
+    weights: str | None  # file in WEIGHTS_DIR
+    fixes: str
+    config: dict = field(default_factory=dict)
+
+
+ZOO = {
+    "bilateral": ZooEntry("bilateral", "bilateral", "bilateral.safetensors", "under-exposed and low-light photos"),
+    "student-small": ZooEntry("student-small", "student", "student_small.safetensors",
+                              "over-exposed photos (distilled from the CycleGAN teacher)", dict(width=16, blocks=4)),
+    "lime": ZooEntry("lime", "lime", None, "low-light photos (classical LIME baseline, no training)"),
+    "tonecomp": ZooEntry("tonecomp", "tonecomp", None, "over-exposed photos (classical highlight tone compression)"),
+}
+CLASSICAL = ("lime", "tonecomp")
+
+
+def save_checkpoint(path, model: nn.Module, name: str | None = None, extra: dict[str, torch.Tensor] | None = None,
+                    meta: dict | None = None) -> None:
+    """Weights (and optional extra tensors, e.g. optimizer state) as safetensors, atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for k, v in (extra or {}).items():
+        tensors[k] = v.detach().cpu().contiguous()
+    metadata = {"family": model.family, "config": json.dumps(model.config), "name": name or model.family,
+                "meta": json.dumps(meta or {})}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, metadata) of a safetensors checkpoint; a clear error for anything else."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises several types for corrupt headers
+        raise UserError(f"{path}: not a readable safetensors checkpoint ({e})") from None
+    if "family" not in meta:
+        raise UserError(f"{path}: safetensors file has no edgeenhance metadata (family/config)")
+    meta["config"] = json.loads(meta.get("config", "{}"))
+    meta["meta"] = json.loads(meta.get("meta", "{}"))
+    return tensors, meta
+
+
+def build(family: str, config: dict) -> nn.Module:
+    fams = _families()
+    if family not in fams:
+        raise UserError(f"unknown model family '{family}' (known: {', '.join(fams)})")
+    return fams[family](**config)
+
+
+def load_model(spec: str, device: str = "cpu"):
+    """A zoo name (see ``ZOO``) or a path to a checkpoint written by edgeenhance, in eval mode."""
+    if spec == "lime":
+        from edgeenhance.models.lime import Lime
+
+        return Lime()
+    if spec == "tonecomp":
+        from edgeenhance.models.tonecomp import ToneCompress
+
+        return ToneCompress()
+    if spec in ZOO:
+        entry = ZOO[spec]
+        path = WEIGHTS_DIR / entry.weights
+        if not path.exists():
+            raise UserError(f"shipped weights for '{spec}' are missing ({path}); reinstall edgeenhance")
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise UserError(f"'{spec}' is neither a model name ({', '.join(ZOO)}) nor an existing checkpoint file")
+    tensors, meta = read_checkpoint(path)
+    model = build(meta["family"], meta["config"])
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise UserError(f"{path}: weights do not fit a {meta['family']} model with config {meta['config']} ({e})") from None
+    model.name = spec if spec in ZOO else meta.get("name", path.stem)
+    return model.to(device).eval()
+
+
+@dataclass
+class DeployForm:
+    """One deployable graph of a model: NCHW float32 in [0, 1] in; an image (or a grid) out."""
+
+    name: str
+    module: nn.Module
+    fixed_size: tuple[int, int] | None  # the only input size this form takes, if any
+    output: str  # "image" or "grid"
+    extras: dict = field(default_factory=dict)  # what a runtime needs beside the graph (e.g. guide)
+
+
+def deploy_forms(model) -> dict[str, DeployForm]:
+    """The deployable forms of a model, by name."""
+    if getattr(model, "family", None) in CLASSICAL:
+        raise UserError(f"'{model.family}' is a classical algorithm, not a network: it cannot be exported")
+    forms = {"full": DeployForm("full", model, None, "image")}
+    if model.family == "bilateral":
+        lr = model.lowres
+        forms["grid"] = DeployForm("grid", model.grid_form(), (lr, lr), "grid",
+                                   {"guide": model.guide_params(), "grid_layout": "channel d*12 + c*4 + j"})
+    return forms
+
+
+def get_form(model, form: str) -> DeployForm:
+    forms = deploy_forms(model)
+    if form not in forms:
+        raise UserError(f"model '{getattr(model, 'name', model.family)}' has no '{form}' form (has: {', '.join(forms)})")
+    return forms[form]

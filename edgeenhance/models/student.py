@@ -1,0 +1,69 @@
+"""Phone-sized student generator: only convolutions (depthwise-separable where it pays), ReLU6,
+additions and nearest upsampling, so that it maps well to int8 NPUs and CPUs. No normalization.
+
+The network predicts a residual on the input; the output is clamped to [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SIZES = {"tiny": dict(width=12, blocks=2), "small": dict(width=16, blocks=4)}
+
+
+def dw_sep(cin, cout, stride=1):
+    return nn.Sequential(
+        nn.Conv2d(cin, cin, 3, stride, 1, groups=cin), nn.ReLU6(True),
+        nn.Conv2d(cin, cout, 1), nn.ReLU6(True))
+
+
+class DwBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c * 2, 1), nn.ReLU6(True),
+            nn.Conv2d(c * 2, c * 2, 3, 1, 1, groups=c * 2), nn.ReLU6(True),
+            nn.Conv2d(c * 2, c, 1))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class StudentGenerator(nn.Module):
+    """Encoder (1/4 resolution) -> inverted-residual blocks -> nearest-upsampling decoder with skips."""
+
+    family = "student"
+    pad_multiple = 4  # two stride-2 stages
+
+    def __init__(self, width: int = 16, blocks: int = 4):
+        super().__init__()
+        w = width
+        self.config = dict(width=width, blocks=blocks)
+        self.stem = nn.Sequential(nn.Conv2d(3, w, 3, 1, 1), nn.ReLU6(True))
+        self.down1 = dw_sep(w, w * 2, 2)
+        self.down2 = dw_sep(w * 2, w * 4, 2)
+        self.blocks = nn.Sequential(*[DwBlock(w * 4) for _ in range(blocks)])
+        self.up2 = nn.Sequential(nn.Conv2d(w * 4, w * 2, 1), nn.ReLU6(True))
+        self.up1 = nn.Sequential(nn.Conv2d(w * 2, w, 1), nn.ReLU6(True))
+        self.fuse1 = dw_sep(w * 2, w * 2)
+        self.fuse0 = dw_sep(w, w)
+        self.head = nn.Conv2d(w, 3, 3, 1, 1)
+
+    def features(self, x):
+        s0 = self.stem(x)
+        s1 = self.down1(s0)
+        m = self.blocks(self.down2(s1))
+        u1 = self.fuse1(F.interpolate(self.up2(m), scale_factor=2.0, mode="nearest") + s1)
+        u0 = self.fuse0(F.interpolate(self.up1(u1), scale_factor=2.0, mode="nearest") + s0)
+        return torch.clamp(x + self.head(u0), 0.0, 1.0), {"down": s1, "mid": m, "up": u1}
+
+    def forward(self, x):
+        return self.features(x)[0]
+
+
+def student(size: str = "small") -> StudentGenerator:
+    if size not in SIZES:
+        raise ValueError(f"unknown student size '{size}' (choose from {', '.join(SIZES)})")
+    return StudentGenerator(**SIZES[size])

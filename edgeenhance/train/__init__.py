@@ -1,0 +1,1 @@
+"""Training loops: bilateral enhancer, CycleGAN teacher and student distillation."""

@@ -1,0 +1,137 @@
+"""CycleGAN training: over-exposed (X) <-> well-exposed (Y), unpaired."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgeenhance.data.datasets import CropSampler
+from edgeenhance.models.cyclegan import PatchDiscriminator, ResnetGenerator, init_weights
+from edgeenhance.models.registry import save_checkpoint
+from edgeenhance.train.common import load_training_state, pick_device, save_training_state, seed_everything
+from edgeenhance.train.gan import ImagePool, gan_loss, linear_decay
+
+
+def build_cyclegan(ngf=64, n_blocks=9, ndf=64, seed=0):
+    torch.manual_seed(seed)
+    nets = {"G": ResnetGenerator(ngf, n_blocks), "F": ResnetGenerator(ngf, n_blocks),
+            "D_X": PatchDiscriminator(ndf), "D_Y": PatchDiscriminator(ndf)}
+    return {k: init_weights(v) for k, v in nets.items()}
+
+
+def cyclegan_step(nets, opts, x, y, pools, lam=10.0, lam_id=0.5, gan_mode="lsgan", amp=False):
+    """One optimisation step (generators, then discriminators). Returns the losses as floats."""
+    G, Fn, D_X, D_Y = nets["G"], nets["F"], nets["D_X"], nets["D_Y"]
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp else torch.autocast("cpu", enabled=False)
+    for d in (D_X, D_Y):
+        d.requires_grad_(False)
+    with ctx:
+        fake_y, fake_x = G(x), Fn(y)
+        rec_x, rec_y = Fn(fake_y), G(fake_x)
+        loss_g = gan_loss(D_Y(fake_y), True, gan_mode)
+        loss_f = gan_loss(D_X(fake_x), True, gan_mode)
+        loss_cyc = lam * ((rec_x.float() - x).abs().mean() + (rec_y.float() - y).abs().mean())
+        loss_id = torch.zeros((), device=x.device)
+        if lam_id > 0:
+            loss_id = lam * lam_id * ((G(y).float() - y).abs().mean() + (Fn(x).float() - x).abs().mean())
+        total = loss_g + loss_f + loss_cyc + loss_id
+    opts["G"].zero_grad(set_to_none=True)
+    total.backward()
+    opts["G"].step()
+    for d in (D_X, D_Y):
+        d.requires_grad_(True)
+    with ctx:
+        fy, fx = pools["Y"].query(fake_y.float()), pools["X"].query(fake_x.float())
+        loss_dy = 0.5 * (gan_loss(D_Y(y), True, gan_mode) + gan_loss(D_Y(fy), False, gan_mode))
+        loss_dx = 0.5 * (gan_loss(D_X(x), True, gan_mode) + gan_loss(D_X(fx), False, gan_mode))
+    opts["D"].zero_grad(set_to_none=True)
+    (loss_dx + loss_dy).backward()
+    opts["D"].step()
+    return {"G_adv": loss_g.item(), "F_adv": loss_f.item(), "cycle": loss_cyc.item(), "identity": loss_id.item(),
+            "D_X": loss_dx.item(), "D_Y": loss_dy.item()}
+
+
+def make_optimizers(nets, lr=2e-4, beta1=0.5):
+    return {"G": torch.optim.Adam(itertools.chain(nets["G"].parameters(), nets["F"].parameters()), lr=lr, betas=(beta1, 0.999)),
+            "D": torch.optim.Adam(itertools.chain(nets["D_X"].parameters(), nets["D_Y"].parameters()), lr=lr, betas=(beta1, 0.999))}
+
+
+def save_sample_grid(path, nets, x):
+    """Rows of (input, G(x), F(G(x))) for a few over-exposed images."""
+    from edgeenhance.data.imageio import write_image
+
+    with torch.no_grad():
+        gy = nets["G"](x).float()
+        rec = nets["F"](gy).float()
+    rows = [torch.cat([a, b, c], dim=2) for a, b, c in zip(x, gy, rec)]
+    write_image(path, torch.cat(rows, dim=1).clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+
+
+def train_cyclegan(out_dir, over_imgs, normal_imgs, epochs=10, batch=4, crop=256, lr=2e-4, lam=10.0, lam_id=0.5,
+                   gan_mode="lsgan", pool_size=50, ngf=64, n_blocks=9, ndf=64, resume=False, seed=0, device=None,
+                   amp=None, progress=True, steps_per_epoch=None, log=print) -> dict:
+    """Train G: over -> normal and F: normal -> over. Writes per epoch: losses (log.jsonl), a
+    sample grid, the training state (last.safetensors) and the teacher generator (teacher.safetensors)."""
+    import json
+
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device)
+    amp = (dev.type == "cuda") if amp is None else amp
+    seed_everything(seed)
+    nets = {k: v.to(dev) for k, v in build_cyclegan(ngf, n_blocks, ndf, seed).items()}
+    if dev.type == "cuda":
+        nets = {k: v.to(memory_format=torch.channels_last) for k, v in nets.items()}
+    opts = make_optimizers(nets, lr)
+    factor = linear_decay(epochs)
+    scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in opts.items()}
+    pools = {"X": ImagePool(pool_size, seed), "Y": ImagePool(pool_size, seed + 1)}
+    sampler = CropSampler(over_imgs, normal_imgs, crop=crop, seed=seed)
+    steps_per_epoch = steps_per_epoch or max(1, max(len(over_imgs), len(normal_imgs)) // batch)
+    start_epoch = 0
+    state = out_dir / "last.safetensors"
+    if resume:
+        start_epoch, _ = load_training_state(state, nets, opts, dev)
+        for s in scheds.values():
+            for _ in range(start_epoch):
+                s.step()
+        log(f"resumed from {state} after epoch {start_epoch}")
+    fixed = sampler.batch(0, 4).to(dev)
+    history = []
+    for epoch in range(start_epoch, epochs):
+        sums: dict[str, float] = {}
+        bar = tqdm(range(steps_per_epoch), desc=f"cyclegan epoch {epoch + 1}/{epochs}", unit="step", disable=not progress)
+        for _ in bar:
+            x, y = sampler.batch(0, batch).to(dev), sampler.batch(1, batch).to(dev)
+            if dev.type == "cuda":
+                x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+            losses = cyclegan_step(nets, opts, x, y, pools, lam, lam_id, gan_mode, amp)
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(cyc=f"{losses['cycle']:.3f}", D=f"{losses['D_Y']:.3f}")
+        for s in scheds.values():
+            s.step()
+        means = {k: v / steps_per_epoch for k, v in sums.items()}
+        means.update(epoch=epoch + 1, lr=opts["G"].param_groups[0]["lr"])
+        history.append(means)
+        with open(out_dir / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(means) + "\n")
+        log("epoch {epoch}: ".format(**means) + "  ".join(f"{k} {v:.4f}" for k, v in means.items() if k not in ("epoch",)))
+        save_sample_grid(out_dir / f"samples_epoch{epoch + 1:03d}.png", nets, fixed)
+        save_training_state(state, nets, opts, epoch + 1)
+        save_checkpoint(out_dir / "teacher.safetensors", nets["G"], name="cyclegan-teacher")
+        save_checkpoint(out_dir / "discriminator_normal.safetensors", nets["D_Y"], name="D_Y")
+    return {"history": history, "nets": nets, "out_dir": str(out_dir)}
+
+
+def eval_teacher_fidelity(model_a, model_b, imgs, device="cpu") -> float:
+    """Mean PSNR between two models' outputs on the same images."""
+    from edgeenhance.evaluate import enhance_array
+    from edgeenhance.metrics import psnr
+
+    return float(np.mean([psnr(enhance_array(model_a, im, device), enhance_array(model_b, im, device)) for im in imgs]))

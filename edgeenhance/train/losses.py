@@ -1,0 +1,56 @@
+"""Losses of the bilateral enhancer: DeepUPE (supervised) and Zero-DCE style (zero-reference)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def color_loss(out, target):
+    """Mean angle between RGB vectors of output and target (DeepUPE's colour loss)."""
+    cos = F.cosine_similarity(out + 1e-4, target + 1e-4, dim=1).clamp(-0.999999, 0.999999)
+    return torch.acos(cos).mean()
+
+
+def illumination_smoothness(s, x, lam: float = 1.5, eps: float = 1e-4):
+    """DeepUPE smoothness: TV of the illumination, weighted down across strong input edges."""
+    lx = torch.log(x.mean(1, keepdim=True) + eps)
+    gx, gy = lx[..., :, 1:] - lx[..., :, :-1], lx[..., 1:, :] - lx[..., :-1, :]
+    wx, wy = (gx.abs() ** lam + eps).reciprocal(), (gy.abs() ** lam + eps).reciprocal()
+    sx, sy = s[..., :, 1:] - s[..., :, :-1], s[..., 1:, :] - s[..., :-1, :]
+    return (wx.clamp(max=100) * sx.abs()).mean() * 0.01 + (wy.clamp(max=100) * sy.abs()).mean() * 0.01
+
+
+def supervised_loss(out, s, x, target, w_color=0.5, w_smooth=0.1):
+    rec = F.mse_loss(out, target) + 0.5 * F.l1_loss(out, target)
+    return rec + w_color * color_loss(out, target) + w_smooth * illumination_smoothness(s, x)
+
+
+def exposure_loss(out, level=0.6, patch=16):
+    return ((F.avg_pool2d(out.mean(1, keepdim=True), patch) - level) ** 2).mean()
+
+
+def color_constancy_loss(out):
+    m = out.mean(dim=(2, 3))
+    r, g, b = m[:, 0], m[:, 1], m[:, 2]
+    return ((r - g) ** 2 + (r - b) ** 2 + (g - b) ** 2).mean()
+
+
+def spatial_consistency_loss(out, x, patch=4):
+    """Neighbour differences of the 4x4-pooled image are kept from input to output."""
+    def grads(t):
+        p = F.avg_pool2d(t.mean(1, keepdim=True), patch)
+        return p[..., :, 1:] - p[..., :, :-1], p[..., 1:, :] - p[..., :-1, :]
+
+    (ox, oy), (ix, iy) = grads(out), grads(x)
+    return ((ox - ix) ** 2).mean() + ((oy - iy) ** 2).mean()
+
+
+def tv(s):
+    return (s[..., :, 1:] - s[..., :, :-1]).abs().mean() + (s[..., 1:, :] - s[..., :-1, :]).abs().mean()
+
+
+def zero_reference_loss(out, s, x, level=0.6):
+    """No targets: exposure, colour-constancy, spatial-consistency and smoothness terms."""
+    return (10 * exposure_loss(out, level) + 5 * color_constancy_loss(out) + spatial_consistency_loss(out, x)
+            + 0.5 * tv(s))
