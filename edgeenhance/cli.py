@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_enhance(sub)
     c.add_eval(sub, _positive)
     c.add_info(sub, parse_size)
+    from edgeenhance import cli_deploy as d
+
+    d.add_all(sub, _positive, parse_size)
     return p
 
 

@@ -158,6 +158,9 @@ def add_distill(sub, positive):
     d.add_argument("--discriminator", default=None)
     d.add_argument("--val-images", type=positive, default=16)
     d.add_argument("--val-every", type=positive, default=250)
+    d.add_argument("--cache-teacher", action="store_true",
+                   help="run the teacher once per image up front, then train on pixel L1 only (fast on CPU)")
+    d.add_argument("--init", default=None, help="start from this student checkpoint (fine-tune)")
     _common_train(d, positive)
     d.set_defaults(func=cmd_distill)
 
@@ -172,7 +175,7 @@ def cmd_distill(a):
         over, _ = unpaired_data(a.data, a.data, a.n_images, a.crop, a.seed, a.skip_bad, _progress(a))
     val = [x for x, _ in heldout_over_pairs(a.val_images, a.crop)]
     r = distill(a.out, a.teacher, over, val, a.student, a.steps, a.batch, a.crop, a.lr, a.feat, a.adv, a.discriminator,
-                a.resume, a.seed, a.device, a.val_every, _progress(a))
+                a.resume, a.seed, a.device, a.val_every, _progress(a), cache_teacher=a.cache_teacher, init=a.init)
     print(f"best PSNR(student, teacher) on held-out images {r['best_psnr_vs_teacher']:.2f} dB -> {a.out / 'best.safetensors'}")
 
 

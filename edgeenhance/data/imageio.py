@@ -45,8 +45,9 @@ def read_image(path, with_info: bool = False):
         raise UserError(f"{path}: is a folder, expected an image file")
     try:
         with Image.open(path) as im:
-            im.load()
+            # Pillow decodes 16-bit RGB PNGs to 8 bit: spot them from the tile before decoding.
             sixteen_bit_rgb = any(";16" in str(t.args) for t in (im.tile or [])) and im.mode in ("RGB", "RGBA")
+            im.load()
             if im.format == "PNG" and sixteen_bit_rgb:
                 arr, info = _read_png16(path)
             else:

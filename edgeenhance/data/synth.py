@@ -17,14 +17,15 @@ EV_RANGES = {"under": (-4.0, -2.0), "over": (1.5, 3.0)}
 MSEC_EVS = {"N1.5": -1.5, "N1": -1.0, "0": 0.0, "P1": 1.0, "P1.5": 1.5}
 
 
-def _camera(rng: np.random.Generator, ev: float, exposure: str) -> Camera:
-    gamma = 0.0 if rng.random() < 0.5 else float(rng.uniform(1.9, 2.5))
+def _camera(rng: np.random.Generator, look: np.random.Generator, ev: float, exposure: str) -> Camera:
+    gamma = 0.0 if look.random() < 0.5 else float(look.uniform(1.9, 2.5))
+    shoulder = float(look.uniform(0, 0.3))
     wb = (1.0, 1.0, 1.0)
     full_well = 4000.0
     if exposure == "under":
         wb = tuple(float(g) for g in rng.uniform(0.95, 1.05, 3))
         full_well = float(rng.uniform(300, 2000))  # low light: high ISO, few electrons
-    return Camera(ev=ev, wb_gains=wb, gamma=gamma, shoulder=float(rng.uniform(0, 0.3)), full_well=full_well,
+    return Camera(ev=ev, wb_gains=wb, gamma=gamma, shoulder=shoulder, full_well=full_well,
                   read_noise=float(rng.uniform(0.001, 0.004)))
 
 
@@ -32,15 +33,17 @@ def render_pair(seed: int, exposure: str = "under", size=(256, 256)) -> tuple[np
     """One scene, captured badly exposed (``under`` or ``over``) and well exposed: (input, target).
 
     The exposure offset stands for the light source's power relative to the camera's metering:
-    a dim lamp gives a dark noisy frame, a strong sun clipped highlights.
+    a dim lamp gives a dark noisy frame, a strong sun clipped highlights. The target depends on
+    the seed only, so the under and over inputs of one seed share it.
     """
     rng = np.random.default_rng([seed, 1 if exposure == "under" else 2])
+    look = np.random.default_rng([seed, 0])  # response curve: shared by input and target
     radiance = render(random_scene(seed), size)
     ev = float(rng.uniform(*EV_RANGES[exposure]))
-    cam = _camera(rng, ev, exposure)
+    cam = _camera(rng, look, ev, exposure)
     bad = cam.capture(radiance, rng)
     good_cam = Camera(ev=0.0, gamma=cam.gamma, shoulder=cam.shoulder, full_well=20000.0, read_noise=0.0005)
-    good = good_cam.capture(radiance, rng)
+    good = good_cam.capture(radiance, np.random.default_rng([seed, 3]))
     return bad, good
 
 

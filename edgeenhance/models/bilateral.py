@@ -72,10 +72,11 @@ def tent_weights(guide: torch.Tensor, bins: int) -> list[torch.Tensor]:
     return [torch.relu(1.0 - torch.abs(z - float(d))) for d in range(bins)]
 
 
-def slice_grid(grid: torch.Tensor, guide: torch.Tensor, bins: int) -> torch.Tensor:
+def slice_grid(grid: torch.Tensor, guide: torch.Tensor, bins: int, size: tuple[int, int] | None = None) -> torch.Tensor:
     """Affine coefficients at every pixel, (B, 12, H, W): trilinear interpolation of the grid at
-    (x, y, guide), written as bilinear resize times tent weights so every runtime can run it."""
-    h, w = guide.shape[-2:]
+    (x, y, guide), written as bilinear resize times tent weights so every runtime can run it.
+    ``size`` pins the output size as constants (for converters that need a static graph)."""
+    h, w = size if size is not None else guide.shape[-2:]
     weights = tent_weights(guide, bins)
     coeffs = None
     for d in range(bins):
@@ -106,13 +107,14 @@ class BilateralEnhancer(nn.Module):
         self.lowres, self.bins = lowres, bins
         self.gridnet = GridNet(lowres, grid_size, bins, width)
         self.guide = Guide(guide_hidden)
+        self.static_size: tuple[int, int] | None = None  # set by exporters that need constant shapes
 
     def low_res(self, x):
         return F.interpolate(x, size=(self.lowres, self.lowres), mode="bilinear", align_corners=False)
 
     def forward_with_illumination(self, x):
         grid = self.gridnet(self.low_res(x))
-        return apply_illumination(x, slice_grid(grid, self.guide(x), self.bins))
+        return apply_illumination(x, slice_grid(grid, self.guide(x), self.bins, self.static_size))
 
     def forward(self, x):
         return self.forward_with_illumination(x)[0]
@@ -129,3 +131,25 @@ class BilateralEnhancer(nn.Module):
             "w2": g.conv2.weight.detach()[:, :, 0, 0].tolist(), "b2": g.conv2.bias.detach().tolist(),
             "bins": self.bins, "min_illumination": MIN_ILLUMINATION,
         }
+
+
+def normalized_grid_net(gridnet: GridNet, offset: torch.Tensor, scale: torch.Tensor) -> GridNet:
+    """A copy of ``gridnet`` whose output is (grid - offset) * scale per channel, folded into the last
+    conv. Equalizes channel ranges so one per-tensor int8 scale fits all 96 coefficient channels;
+    runtimes undo it with grid = out / scale + offset (the manifest stores both)."""
+    import copy
+
+    net = copy.deepcopy(gridnet)
+    with torch.no_grad():
+        net.out.weight.mul_(scale.view(-1, 1, 1, 1))
+        net.out.bias.copy_((net.out.bias - offset) * scale)
+    return net
+
+
+def grid_normalization(gridnet: GridNet, batches) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (offset, scale) from grids predicted on calibration batches."""
+    with torch.no_grad():
+        grids = torch.cat([gridnet(torch.as_tensor(b)) for b in batches])
+    offset = grids.mean(dim=(0, 2, 3))
+    spread = (grids - offset.view(1, -1, 1, 1)).abs().amax(dim=(0, 2, 3)).clamp(min=1e-3)
+    return offset, 1.0 / spread

@@ -1,0 +1,264 @@
+"""The exporter: one front door, one method per target, verification right after every file.
+
+    Exporter("bilateral", form="grid").export(["tflite", "onnx"], ["fp32", "int8"], "out/")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgeenhance.errors import UserError
+from edgeenhance.export import calib as calib_mod
+from edgeenhance.export.manifest import file_entry, io_spec_tflite, write_manifest
+from edgeenhance.export.verify import THRESHOLDS, advice, compare
+from edgeenhance.fileio import atomic_path
+from edgeenhance.models.registry import get_form, load_model
+
+TARGETS = ("tflite", "onnx", "coreml")
+PRECISIONS = ("fp32", "fp16", "int8")
+SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "coreml": ".mlpackage"}
+
+
+@contextlib.contextmanager
+def _quiet():
+    buf = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        warnings.simplefilter("ignore")
+        yield buf
+
+
+class Exporter:
+    """Turns one model (zoo name, checkpoint or module) into verified phone models."""
+
+    def __init__(self, model, form: str = "full", size: tuple[int, int] | None = None, dynamic: bool = False,
+                 calib: str = "synthetic", calib_images: int = 32, verify_images: int = 4, min_psnr: float | None = None,
+                 threads: int = 2, io_dtype: str = "float", activations: int = 8, onnx_quantizer: str = "nncf",
+                 progress: bool = True, log=print):
+        self.model = load_model(model) if isinstance(model, str) else model.eval()
+        self.spec = model if isinstance(model, str) else getattr(model, "name", self.model.family)
+        self.form = get_form(self.model, form)
+        self.dynamic, self.calib, self.n_calib, self.n_verify = dynamic, calib, calib_images, verify_images
+        self.thresholds = dict(THRESHOLDS, **({"int8": min_psnr} if min_psnr is not None else {}))
+        self.threads, self.io_dtype, self.activations, self.onnx_quantizer = threads, io_dtype, activations, onnx_quantizer
+        self.progress, self.log = progress, log
+        multiple = getattr(self.model, "pad_multiple", 1)
+        if self.form.fixed_size:  # grid form: the network size is fixed; --size is the photo size to verify on
+            self.input_size = self.form.fixed_size
+            self.photo_size = size or (512, 512)
+        else:
+            self.input_size = self.photo_size = size or (512, 512)
+            if self.input_size[0] % multiple or self.input_size[1] % multiple:
+                raise UserError(f"{self.spec} cannot take {self.input_size[0]}x{self.input_size[1]} inputs: height "
+                                f"and width must be multiples of {multiple}")
+        self._calib = self._pairs = self._module = None
+        self.extras = dict(self.form.extras)
+        self._fresh: set[Path] = set()  # fp32 files written by this exporter (quantization starts from them)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The graph to export. For the grid form, its output channels are range-normalized on the
+        calibration images (see ``normalized_grid_net``) and the manifest records how to undo it."""
+        if self._module is None:
+            if self.form.output == "grid":
+                from edgeenhance.models.bilateral import grid_normalization, normalized_grid_net
+
+                offset, scale = grid_normalization(self.form.module, self.calibration_batches())
+                self._module = normalized_grid_net(self.form.module, offset, scale).eval()
+                self.extras["guide"] = {**self.extras["guide"], "grid_offset": offset.tolist(),
+                                        "grid_scale": scale.tolist()}
+                self.extras["grid_normalization"] = "grid = output / grid_scale + grid_offset (per channel)"
+            else:
+                self._module = self.form.module
+        return self._module
+
+    # -- data -------------------------------------------------------------------------------
+    def calibration_batches(self) -> list[np.ndarray]:
+        if self._calib is None:
+            imgs = calib_mod.calibration_images(self.model, self.calib, self.n_calib, self.photo_size)
+            if self.form.output == "grid":
+                from edgeenhance.runtime.fused_slice import resize_bilinear
+
+                imgs = [resize_bilinear(im, self.input_size) for im in imgs]
+            self._calib = [np.ascontiguousarray(im.transpose(2, 0, 1))[None] for im in imgs]
+        return self._calib
+
+    def verification_pairs(self):
+        if self._pairs is None:
+            self._pairs = calib_mod.synthetic_pairs(self.model, self.n_verify, self.photo_size, calib_mod.VERIFY_SEED)
+        return self._pairs
+
+    def example(self) -> torch.Tensor:
+        return torch.rand(1, 3, *self.input_size, generator=torch.Generator().manual_seed(0))
+
+    def filename(self, target: str, precision: str) -> str:
+        return f"{self.spec.replace('/', '_').removesuffix('.safetensors')}_{self.form.name}_{precision}{SUFFIX[target]}"
+
+    # -- targets ----------------------------------------------------------------------------
+    def tflite(self, out_dir: Path, precision: str) -> Path:
+        if self.dynamic:
+            raise UserError("--dynamic is supported for ONNX only; TFLite models have a fixed input size (use --size)")
+        fp32 = out_dir / self.filename("tflite", "fp32")
+        if fp32 not in self._fresh:
+            try:
+                import litert_torch
+            except ImportError:
+                raise UserError("TFLite export needs litert-torch: pip install 'edgeenhance[export]'") from None
+            with _quiet(), atomic_path(fp32) as tmp:
+                litert_torch.convert(self.module, (self.example(),)).export(str(tmp))
+            self._fresh.add(fp32)
+        if precision == "fp32":
+            return fp32
+        from edgeenhance.quantize.tflite import quantize_tflite
+
+        return quantize_tflite(fp32, out_dir / self.filename("tflite", precision), self.calibration_batches(), precision,
+                               self.io_dtype, self.activations)
+
+    def onnx(self, out_dir: Path, precision: str) -> Path:
+        if precision == "fp16":
+            raise UserError("ONNX export offers fp32 and int8 (QDQ); use --target tflite or coreml for fp16")
+        fp32 = out_dir / self.filename("onnx", "fp32")
+        if fp32 not in self._fresh:
+            dyn = {"image": {2: "height", 3: "width"}, "output": {2: "height", 3: "width"}} if self.dynamic else None
+            if self.dynamic and self.form.fixed_size:
+                raise UserError("the grid form has a fixed input size; --dynamic applies to the full form")
+            with _quiet(), atomic_path(fp32) as tmp:
+                torch.onnx.export(self.module, (self.example(),), str(tmp), input_names=["image"],
+                                  output_names=["output"], opset_version=17, dynamo=False, dynamic_axes=dyn)
+            self._fresh.add(fp32)
+        if precision == "fp32":
+            return fp32
+        from edgeenhance.quantize.onnx import quantize_onnx
+
+        with _quiet():
+            return quantize_onnx(fp32, out_dir / self.filename("onnx", precision), self.calibration_batches(),
+                                 self.onnx_quantizer)
+
+    def coreml(self, out_dir: Path, precision: str) -> Path:
+        if self.dynamic:
+            raise UserError("--dynamic is supported for ONNX only; CoreML models here have a fixed input size")
+        try:
+            import coremltools as ct
+        except ImportError:
+            raise UserError("CoreML export needs coremltools: pip install 'edgeenhance[export]'") from None
+        out = out_dir / self.filename("coreml", precision)
+        module = self.module
+        if hasattr(module, "static_size"):  # the CoreML torch frontend needs constant resize sizes
+            import copy
+
+            module = copy.deepcopy(module)
+            module.static_size = tuple(self.input_size)
+        with _quiet(), torch.no_grad():
+            traced = torch.jit.trace(module, self.example())
+            ml = ct.convert(traced, inputs=[ct.TensorType(name="image", shape=tuple(self.example().shape))],
+                            outputs=[ct.TensorType(name="output")], convert_to="mlprogram",
+                            compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16,
+                            minimum_deployment_target=ct.target.iOS16)
+            if precision == "int8":
+                from edgeenhance.quantize.coreml import int8_weights
+
+                ml = int8_weights(ml)
+            with atomic_path(out) as tmp:
+                ml.save(str(tmp))
+        return out
+
+    # -- verification -----------------------------------------------------------------------
+    def engine_for(self, path: Path, target: str, precision: str):
+        from edgeenhance.runtime.engines import CoreMLReplayEngine, open_engine
+
+        if target == "coreml":
+            import platform
+
+            if platform.system() == "Darwin":
+                return open_engine(path, self.threads)
+            eng = CoreMLReplayEngine(self.module, precision, name=path.name)
+            eng.input_shape = (1, 3, *self.input_size)
+            eng.output_kind = self.form.output
+            return eng
+        return open_engine(path, self.threads)
+
+    def verify(self, path: Path, target: str, precision: str, model=None) -> dict:
+        """PSNR / max error of the exported file against the float model (``model`` overrides it)."""
+        from edgeenhance.evaluate import enhance_array
+        from edgeenhance.runtime.pipeline import make_pipeline
+
+        engine = self.engine_for(path, target, precision)
+        pipeline = make_pipeline(engine, {"extras": self.extras})
+        ref_model = model if model is not None else self.model
+        res = compare(pipeline, lambda x: enhance_array(ref_model, x), self.verification_pairs())
+        res.update(runtime=engine.runtime, threshold_db=self.thresholds[precision],
+                   data=f"{len(self.verification_pairs())} synthetic {calib_mod.task_exposure(self.model)}-exposed "
+                        f"{self.photo_size[0]}x{self.photo_size[1]} images (seeds {calib_mod.VERIFY_SEED}+)")
+        res["passed"] = res["psnr_vs_float"] >= self.thresholds[precision]
+        return res
+
+    def io_spec(self, path: Path, target: str) -> dict:
+        if target == "tflite":
+            return io_spec_tflite(path)
+        shape_in = ["N", 3, "height", "width"] if self.dynamic else [1, 3, *self.input_size]
+        if self.form.output == "grid":
+            g = self.model.config["grid_size"]
+            shape_out = [1, 12 * self.model.bins, g, g]
+        else:
+            shape_out = shape_in
+        return {"input": {"name": "image", "shape": shape_in, "dtype": "float32"},
+                "output": {"name": "output", "shape": shape_out, "dtype": "float32",
+                           **({"range": None, "meaning": "bilateral grid, channel d*12 + c*4 + j"}
+                              if self.form.output == "grid" else {})}}
+
+    # -- front door -------------------------------------------------------------------------
+    def export(self, targets, precisions, out_dir) -> dict:
+        """Export, verify and record each (target, precision); returns the manifest."""
+        from tqdm import tqdm
+
+        out_dir = Path(out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UserError(f"{out_dir}: exists and is not a folder")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for t in targets:
+            if t not in TARGETS:
+                raise UserError(f"unknown target '{t}' (choose from {', '.join(TARGETS)}, all)")
+        jobs = [(t, p) for t in targets for p in precisions if not (t == "onnx" and p == "fp16")]
+        _ = self.module  # settles the extras (grid normalization) before anything is written
+        header = {"model": self.spec, "family": self.model.family, "config": self.model.config, "form": self.form.name,
+                  "extras": self.extras, "input_size": list(self.input_size)}
+        entries, failures = [], []
+        bar = tqdm(jobs, desc="export", unit="file", disable=not self.progress)
+        for target, precision in bar:
+            bar.set_postfix_str(f"{target} {precision}")
+            path = getattr(self, target)(out_dir, precision)
+            ver = self.verify(path, target, precision)
+            if not ver["passed"]:
+                _remove(path)
+                failures.append(advice(target, precision, ver["psnr_vs_float"], ver["threshold_db"]))
+                continue
+            entries.append(file_entry(path, target, precision, self.io_spec(path, target), ver, ver["runtime"]))
+            self.log(f"  {path.name:<44} {ver['psnr_vs_float']:7.2f} dB vs float   max err {ver['max_abs_error']:.4f}")
+        bar.close()
+        manifest = write_manifest(out_dir, header, entries)
+        if failures:
+            raise UserError("\n".join(failures) + f"\n(files that passed are listed in {manifest})")
+        from edgeenhance.export.manifest import read_manifest
+
+        return read_manifest(out_dir)
+
+
+def _remove(path: Path):
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def export(model, target="tflite", out_dir="export", int8=False, fp16=False, form="full", **kw) -> dict:
+    """Front door: ``export('bilateral', target='all', int8=True, form='grid', out_dir='out')``."""
+    targets = list(TARGETS) if target == "all" else [target]
+    precisions = ["fp32"] + (["fp16"] if fp16 else []) + (["int8"] if int8 else [])
+    return Exporter(model, form=form, **kw).export(targets, precisions, out_dir)

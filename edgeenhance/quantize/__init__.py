@@ -1,0 +1,1 @@
+"""Quantization: int8 post-training (TFLite, ONNX), CoreML weights, and quantization-aware fine-tuning."""

@@ -1,0 +1,38 @@
+"""Command-line glue for phones: `bench --device adb` and `emulate arm64`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add(sub, positive):
+    e = sub.add_parser("emulate", help="run a TFLite model with the aarch64 LiteRT interpreter under qemu",
+                       description="ARM64 numerics check: runs MODEL.tflite with the aarch64 build of LiteRT under\n"
+                                   "qemu user-mode emulation, on the same inputs as the host run, and reports\n"
+                                   "ARM vs x86 and ARM vs the PyTorch float model. The first run assembles an aarch64\n"
+                                   "Python sysroot from Debian and PyPI packages into a cache folder.")
+    e.add_argument("arch", choices=["arm64"])
+    e.add_argument("model", type=Path)
+    e.add_argument("--images", type=Path, help="folder of input photos (default: 2 rendered images)")
+    e.add_argument("--n", type=positive, default=2)
+    e.add_argument("--kernels", choices=["xnnpack", "builtin", "reference"], default="xnnpack")
+    e.add_argument("--cache", type=Path, default=None, help="sysroot cache (default ~/.cache/edgeenhance/arm64)")
+    e.add_argument("--json", type=Path)
+    e.set_defaults(func=cmd_emulate)
+
+
+def cmd_emulate(a):
+    from edgeenhance.runtime.emulate import emulate_arm64, format_emulation
+
+    res = emulate_arm64(a.model, a.images, a.n, a.kernels, a.cache)
+    print(format_emulation(res))
+    if a.json:
+        from edgeenhance.fileio import write_json
+
+        write_json(a.json, res)
+
+
+def bench_on_phone(a, threads):
+    from edgeenhance.runtime.adb import bench_adb
+
+    return bench_adb(a, threads)

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+import torch
+
+from edgeenhance.models.bilateral import BilateralEnhancer, tent_weights
+from edgeenhance.models.registry import deploy_forms, load_model
+from edgeenhance.models.slicing import fast_slice, reference_slice
+
+
+def random_model(seed=0, **cfg):
+    torch.manual_seed(seed)
+    m = BilateralEnhancer(**cfg).eval()
+    with torch.no_grad():  # move away from the identity init so slicing matters
+        m.gridnet.out.weight.normal_(0, 0.05)
+        m.gridnet.out.bias.add_(torch.randn_like(m.gridnet.out.bias) * 0.2)
+    return m
+
+
+def test_identity_at_init():
+    m = BilateralEnhancer().eval()
+    x = torch.rand(1, 3, 40, 50)
+    assert torch.allclose(m(x), x, atol=1e-6)
+
+
+def test_tent_weights_partition_of_unity():
+    g = torch.rand(1, 1, 9, 9)
+    w = torch.stack(tent_weights(g, 8))
+    assert torch.allclose(w.sum(0), torch.ones_like(g), atol=1e-6)
+    assert (w > 0).sum(0).max() <= 2
+
+
+@pytest.mark.parametrize("size", [(64, 64), (37, 91), (1, 5)])
+def test_full_equals_grid_plus_numpy_slicing(size):
+    m = random_model()
+    x = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        full = m(x)[0].permute(1, 2, 0).numpy()
+        grid = deploy_forms(m)["grid"].module(m.low_res(x))[0].numpy()
+    assert np.abs(full - x[0].permute(1, 2, 0).numpy()).max() > 0.05  # the model does change the image
+    img = x[0].permute(1, 2, 0).numpy()
+    params = deploy_forms(m)["grid"].extras["guide"]
+    assert np.abs(reference_slice(img, grid, params) - full).max() < 1e-5
+    assert np.abs(fast_slice(img, grid, params) - full).max() < 1e-5
+
+
+def test_any_size_output_keeps_size():
+    m = random_model()
+    with torch.no_grad():
+        assert m(torch.rand(1, 3, 333, 517)).shape == (1, 3, 333, 517)
+
+
+def test_shipped_weights_load_and_brighten_dark_image():
+    from edgeenhance.data.synth import render_pair
+
+    m = load_model("bilateral")
+    x, y = render_pair(1_234_567, "under", (128, 128))
+    with torch.no_grad():
+        out = m(torch.from_numpy(x.transpose(2, 0, 1))[None])[0].numpy().transpose(1, 2, 0)
+    assert out.mean() > x.mean() + 0.1
+    assert abs(out.mean() - y.mean()) < abs(x.mean() - y.mean())
