@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo install clean bench
+.PHONY: test demo install clean bench sysdeps
 
 install: $(STAMP)
 
@@ -17,7 +17,13 @@ $(STAMP): pyproject.toml requirements-lock.txt
 	$(PY) -m pip install -q -c requirements-lock.txt -e ".[export,test]"
 	touch $(STAMP)
 
-test: $(STAMP)
+# adb (phone benchmarks) and qemu-user-static (ARM64 emulation) come from Debian; needs root once.
+sysdeps:
+	@command -v qemu-aarch64-static >/dev/null && command -v adb >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq qemu-user-static adb >/dev/null) ; } || \
+	  echo "warning: could not install qemu-user-static/adb (not root?): their tests will be skipped"
+
+test: $(STAMP) sysdeps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
