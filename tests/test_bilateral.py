@@ -58,3 +58,24 @@ def test_shipped_weights_load_and_brighten_dark_image():
         out = m(torch.from_numpy(x.transpose(2, 0, 1))[None])[0].numpy().transpose(1, 2, 0)
     assert out.mean() > x.mean() + 0.1
     assert abs(out.mean() - y.mean()) < abs(x.mean() - y.mean())
+
+
+def test_shared_slicing_vectors_match_numpy_and_fused():
+    """The vector file that the Android app's unit test reads: Python must agree with it too."""
+    import json
+    from pathlib import Path
+
+    from edgeenhance.models.slicing import make_test_vectors
+    from edgeenhance.runtime.fused_slice import fused_slice
+
+    path = Path(__file__).parents[1] / "android_demo/app/src/test/resources/slicing_vectors.json"
+    v = json.loads(path.read_text())
+    assert v == json.loads(json.dumps(make_test_vectors()))  # the file is current
+    img = np.asarray(v["image_hwc"], np.float32)
+    g = v["guide"]
+    grid = np.asarray(v["network_output_chw"], np.float32) / np.asarray(g["grid_scale"], np.float32)[:, None, None] \
+        + np.asarray(g["grid_offset"], np.float32)[:, None, None]
+    expected = np.asarray(v["expected_hwc"], np.float32)
+    assert np.abs(reference_slice(img, grid, g) - expected).max() < 1e-6
+    assert np.abs(fused_slice(img, grid, g) - expected).max() < 1e-5
+    assert np.abs(expected - img).max() > 0.05  # the vector exercises a real correction

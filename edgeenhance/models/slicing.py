@@ -79,3 +79,26 @@ def fast_slice(img: np.ndarray, grid: np.ndarray, p: dict) -> np.ndarray:
     coeffs = (1 - fy) * ((1 - fz[..., None]) * gather(y0, z0) + fz[..., None] * gather(y0, z0 + 1)) \
         + fy * ((1 - fz[..., None]) * gather(y1, z0) + fz[..., None] * gather(y1, z0 + 1))
     return _apply(img, coeffs, p)
+
+
+def make_test_vectors(seed: int = 0, h: int = 7, w: int = 9, bins: int = 4, gsize: int = 4) -> dict:
+    """A small shared test vector (image, normalized grid, guide, expected output) that the Python
+    tests and the Android app's unit tests both check their slicing against."""
+    rng = np.random.default_rng(seed)
+    img = rng.random((h, w, 3)).astype(np.float32)
+    grid = (rng.standard_normal((12 * bins, gsize, gsize)) * 0.1).astype(np.float32)
+    grid.reshape(bins, 3, 4, gsize, gsize)[:, :, 3] += 0.6  # plausible illumination offsets
+    for c in range(3):
+        grid.reshape(bins, 3, 4, gsize, gsize)[:, c, c] += 0.3
+    p = {"w1": (rng.standard_normal((4, 3)) * 0.8).tolist(), "b1": (rng.standard_normal(4) * 0.1).tolist(),
+         "w2": (rng.standard_normal((1, 4)) * 0.8).tolist(), "b2": [0.05], "bins": bins,
+         "min_illumination": MIN_ILLUMINATION}
+    scale = (1.0 / (np.abs(grid).reshape(12 * bins, -1).max(1) + 1e-3)).astype(np.float32)
+    offset = grid.reshape(12 * bins, -1).mean(1).astype(np.float32)
+    normalized = (grid - offset[:, None, None]) * scale[:, None, None]  # what the exported network outputs
+    expected = reference_slice(img, normalized / scale[:, None, None] + offset[:, None, None], p)
+    return {"image_hwc": img.tolist(), "network_output_chw": normalized.tolist(),
+            "guide": {**p, "grid_scale": scale.tolist(), "grid_offset": offset.tolist()},
+            "expected_hwc": expected.tolist(),
+            "note": "grid = network_output / grid_scale + grid_offset (per channel); slicing as in "
+                    "edgeenhance/models/slicing.py reference_slice"}
