@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Speed, size and accuracy targets of the shipped models, measured side by side in one run.
+
+Prints tables and writes benchmarks/results/results.json. Usage:
+    python benchmarks/run_all.py [--threads 2] [--runs 10] [--sizes 256,512,1080p,12mp] [--quick]
+
+Targets (issue: export, int8 quantization and the runtime harness):
+- int8 TFLite >= 2x faster than fp32 TFLite, file <= 30% of fp32, PSNR(int8, float) >= 38 dB
+  (bilateral) / 32 dB (student);
+- bilateral model at 1920x1080 end to end <= 20x one numpy pass that reads and writes a 1080p
+  float RGB frame.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SIZES = {"256": (256, 256), "512": (512, 512), "1080p": (1080, 1920), "12mp": (3000, 4000)}
+
+
+def numpy_pass_ms(runs=20) -> float:
+    """One pass that reads and writes a 1080p float32 RGB frame (the floor the target is relative to)."""
+    a = np.random.default_rng(0).random((1080, 1920, 3), dtype=np.float32)
+    out = np.empty_like(a)
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        np.multiply(a, np.float32(1.0), out=out)
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts) * 1000)
+
+
+def lime_ms(size, runs=3) -> float:
+    from edgeenhance.models.lime import Lime
+    from edgeenhance.runtime.bench import test_image
+
+    img = test_image(size)
+    lime = Lime()
+    lime.enhance(img)
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        lime.enhance(img)
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts) * 1000)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--sizes", default="256,512,1080p,12mp")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    a = ap.parse_args()
+    from edgeenhance.export import Exporter
+    from edgeenhance.fileio import write_json
+    from edgeenhance.runtime.bench import measure_isolated
+
+    sizes = [s for s in a.sizes.split(",") if s]
+    a.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    floor = numpy_pass_ms()
+    print(f"numpy 1080p read+write pass: {floor:.2f} ms")
+    # Bilateral: one grid export serves every photo size.
+    bil = a.out / "bilateral_grid"
+    Exporter("bilateral", form="grid", size=(512, 512), calib_images=32, verify_images=4, progress=False,
+             log=lambda *_: None).export(["tflite", "onnx"], ["fp32", "int8"], bil)
+    for s in sizes:
+        size = SIZES[s]
+        for f in ("bilateral_grid_fp32.tflite", "bilateral_grid_int8.tflite", "bilateral_grid_fp32.onnx",
+                  "bilateral_grid_int8.onnx"):
+            r = measure_isolated("file", str(bil / f), size, a.threads, a.runs, 2)
+            rows.append(dict(r, model="bilateral", size_name=s))
+        rows.append(dict(measure_isolated("torch", "bilateral", size, a.threads, max(2, a.runs // 3), 1),
+                         model="bilateral", size_name=s))
+        rows.append({"model": "lime", "file": "LIME (numpy/scipy)", "size_name": s, "precision": "fp64",
+                     "latency_ms": {"p50": lime_ms(size)}})
+        print(f"  bilateral done at {s}")
+    # Student: fixed-size graphs, one export per size (12 MP skipped: see README).
+    for s in [x for x in sizes if x != "12mp"]:
+        size = SIZES[s]
+        d = a.out / f"student_{s}"
+        Exporter("student-small", size=size, calib_images=16, verify_images=2, progress=False,
+                 log=lambda *_: None).export(["tflite", "onnx"], ["fp32", "int8"], d)
+        for f in sorted(d.glob("*.tflite")) + sorted(d.glob("*.onnx")):
+            rows.append(dict(measure_isolated("file", str(f), size, a.threads, a.runs, 2), model="student-small",
+                             size_name=s))
+        rows.append(dict(measure_isolated("torch", "student-small", size, a.threads, max(2, a.runs // 3), 1),
+                         model="student-small", size_name=s))
+        print(f"  student done at {s}")
+    summary = summarize(rows, floor)
+    write_json(a.out / "results.json", {"threads": a.threads, "numpy_1080p_pass_ms": floor, "rows": rows,
+                                        "summary": summary})
+    print_tables(rows, summary)
+    return 0
+
+
+def _p50(rows, model, size, file_part):
+    for r in rows:
+        if r.get("model") == model and r.get("size_name") == size and file_part in r.get("file", "") and "latency_ms" in r:
+            return r
+    return None
+
+
+def summarize(rows, floor):
+    out = {}
+    for model in ("bilateral", "student-small"):
+        prefix = "bilateral_grid" if model == "bilateral" else "student-small_full"
+        for s in SIZES:
+            f32, i8 = _p50(rows, model, s, f"{prefix}_fp32.tflite"), _p50(rows, model, s, f"{prefix}_int8.tflite")
+            if f32 and i8:
+                out[f"{model}@{s}"] = {
+                    "tflite_int8_speedup": f32["latency_ms"]["p50"] / i8["latency_ms"]["p50"],
+                    "tflite_int8_file_ratio": i8["file_size_bytes"] / f32["file_size_bytes"],
+                    "tflite_int8_psnr_vs_float": i8.get("psnr_vs_float"),
+                    "network_only_speedup": (f32["parts_ms"]["network"] / i8["parts_ms"]["network"]
+                                             if f32.get("parts_ms") and i8.get("parts_ms") else None),
+                }
+    e2e = _p50(rows, "bilateral", "1080p", "bilateral_grid_int8.tflite")
+    if e2e:
+        out["bilateral_1080p_end_to_end"] = {"ms": e2e["latency_ms"]["p50"], "numpy_pass_ms": floor,
+                                             "ratio_to_numpy_pass": e2e["latency_ms"]["p50"] / floor,
+                                             "parts_ms": e2e.get("parts_ms")}
+    return out
+
+
+def print_tables(rows, summary):
+    print(f"\n{'model':<14}{'size':<7}{'file':<36}{'p50 ms':>10}{'KB':>8}{'dB vs fp':>10}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r.get('model', ''):<14}{r.get('size_name', ''):<7}{r['file'][:35]:<36}  failed: {r['error']}")
+            continue
+        kb = (r.get("file_size_bytes") or 0) / 1024
+        ps = r.get("psnr_vs_float")
+        print(f"{r['model']:<14}{r['size_name']:<7}{r['file'][:35]:<36}{r['latency_ms']['p50']:>10.2f}"
+              f"{kb:>8.0f}{'-' if ps is None else f'{ps:.2f}':>10}")
+    print("\nsummary:")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
