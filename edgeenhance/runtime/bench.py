@@ -32,9 +32,17 @@ def _stats(times: list[float]) -> dict:
 
 
 def _peak_rss_mb() -> float:
+    """Peak resident memory of this process. VmHWM, not ru_maxrss: the latter survives exec, so a
+    child spawned from a big parent would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _measure(kind: str, target: str, size, threads: int, runs: int, warmup: int, reference: bool) -> dict:
@@ -146,7 +154,7 @@ def bench(files: list[Path], size=(1080, 1920), threads: int = 2, runs: int = 10
             "model_dirs": sorted({str(Path(f).resolve().parent) for f in files})}
 
 
-COLUMNS = [("file", "model file", 40), ("precision", "prec", 5), ("latency_ms.p50", "p50 ms", 9),
+COLUMNS = [("file", "model file", 40), ("size", "size", 10), ("precision", "prec", 5), ("latency_ms.p50", "p50 ms", 9),
            ("latency_ms.p90", "p90 ms", 9), ("latency_ms.std", "std", 7), ("peak_rss_mb", "peak MB", 8),
            ("file_size_bytes", "size KB", 9), ("psnr_vs_float", "dB vs fp", 9), ("max_abs_error", "max err", 8)]
 
