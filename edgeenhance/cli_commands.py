@@ -194,7 +194,7 @@ def cmd_enhance(a):
     from tqdm import tqdm
 
     from edgeenhance.data.imageio import is_image_file, list_images, read_image, write_image
-    from edgeenhance.evaluate import enhance_array
+    from edgeenhance.evaluate import fast_enhance
     from edgeenhance.models.registry import load_model
 
     files = []
@@ -216,7 +216,7 @@ def cmd_enhance(a):
         try:
             img, info = read_image(f, with_info=True)
             suffix = f.suffix if is_image_file(f) else ".png"
-            write_image(a.out / (f.stem + suffix), enhance_array(model, img, a.device), info)
+            write_image(a.out / (f.stem + suffix), fast_enhance(model, img, a.device), info)
         except UserError as e:
             failed.append(str(e))
     for msg in failed:

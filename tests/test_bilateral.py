@@ -79,3 +79,11 @@ def test_shared_slicing_vectors_match_numpy_and_fused():
     assert np.abs(reference_slice(img, grid, g) - expected).max() < 1e-6
     assert np.abs(fused_slice(img, grid, g) - expected).max() < 1e-5
     assert np.abs(expected - img).max() > 0.05  # the vector exercises a real correction
+
+
+def test_fast_enhance_matches_the_pytorch_model():
+    from edgeenhance.evaluate import enhance_array, fast_enhance
+
+    m = random_model()
+    img = np.random.default_rng(1).random((70, 101, 3)).astype(np.float32)
+    assert np.abs(fast_enhance(m, img) - enhance_array(m, img)).max() < 1e-5
