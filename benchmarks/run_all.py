@@ -58,7 +58,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--sizes", default="256,512,1080p,12mp")
+    ap.add_argument("--models", default="bilateral,student-small")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--json-name", default="results.json")
     a = ap.parse_args()
     from edgeenhance.export import Exporter
     from edgeenhance.fileio import write_json
@@ -70,10 +72,12 @@ def main() -> int:
     floor = numpy_pass_ms()
     print(f"numpy 1080p read+write pass: {floor:.2f} ms")
     # Bilateral: one grid export serves every photo size.
+    models = a.models.split(",")
     bil = a.out / "bilateral_grid"
-    Exporter("bilateral", form="grid", size=(512, 512), calib_images=32, verify_images=4, progress=False,
-             log=lambda *_: None).export(["tflite", "onnx"], ["fp32", "int8"], bil)
-    for s in sizes:
+    if "bilateral" in models:
+        Exporter("bilateral", form="grid", size=(512, 512), calib_images=32, verify_images=4, progress=False,
+                 log=lambda *_: None).export(["tflite", "onnx"], ["fp32", "int8"], bil)
+    for s in (sizes if "bilateral" in models else []):
         size = SIZES[s]
         for f in ("bilateral_grid_fp32.tflite", "bilateral_grid_int8.tflite", "bilateral_grid_fp32.onnx",
                   "bilateral_grid_int8.onnx"):
@@ -85,7 +89,7 @@ def main() -> int:
                      "latency_ms": {"p50": lime_ms(size)}})
         print(f"  bilateral done at {s}")
     # Student: fixed-size graphs, one export per size (12 MP skipped: see README).
-    for s in [x for x in sizes if x != "12mp"]:
+    for s in [x for x in sizes if x != "12mp" and "student-small" in models]:
         size = SIZES[s]
         d = a.out / f"student_{s}"
         Exporter("student-small", size=size, calib_images=16, verify_images=2, progress=False,
@@ -97,7 +101,7 @@ def main() -> int:
                          model="student-small", size_name=s))
         print(f"  student done at {s}")
     summary = summarize(rows, floor)
-    write_json(a.out / "results.json", {"threads": a.threads, "numpy_1080p_pass_ms": floor, "rows": rows,
+    write_json(a.out / a.json_name, {"threads": a.threads, "numpy_1080p_pass_ms": floor, "rows": rows,
                                         "summary": summary})
     print_tables(rows, summary)
     return 0

@@ -64,17 +64,23 @@ if numba is not None:
                 a0, a1, a2, ab, ww = w1[k, 0], w1[k, 1], w1[k, 2], b1[k], w2[0, k]
                 for x in range(w):
                     v = a0 * img[y, x, 0] + a1 * img[y, x, 1] + a2 * img[y, x, 2] + ab
-                    acc[x] += ww * max(v, 0.0)
+                    acc[x] += ww * max(v, np.float32(0.0))
+            # float32 constants throughout: a float64 literal would promote the whole pixel loop.
+            fb = np.float32(bins)
+            half, zero, one = np.float32(0.5), np.float32(0.0), np.float32(1.0)
+            top = fb - one
             for x in range(w):
-                z = bins / (1.0 + np.exp(-acc[x])) - 0.5
-                acc[x] = min(max(z, 0.0), bins - 1.0)
+                z = fb / (one + np.exp(-acc[x])) - half
+                acc[x] = min(max(z, zero), top)
+            wy1 = one - wy
             for x in range(w):
                 z = acc[x]
                 z0 = min(int(z), bins - 2)
-                fz = z - z0
-                w00 = (1 - wy) * (1 - fz)
-                w01 = (1 - wy) * fz
-                w10 = wy * (1 - fz)
+                fz = z - np.float32(z0)
+                fz1 = one - fz
+                w00 = wy1 * fz1
+                w01 = wy1 * fz
+                w10 = wy * fz1
                 w11 = wy * fz
                 base0, base1 = z0 * 12, z0 * 12 + 12
                 for k in range(12):
@@ -83,7 +89,7 @@ if numba is not None:
                 r, g, b = img[y, x, 0], img[y, x, 1], img[y, x, 2]
                 for c in range(3):
                     s = max(co[4 * c] * r + co[4 * c + 1] * g + co[4 * c + 2] * b + co[4 * c + 3], min_s)
-                    out[y, x, c] = min(max(img[y, x, c] / s, 0.0), 1.0)
+                    out[y, x, c] = min(max(img[y, x, c] / s, zero), one)
 
 
 def fused_slice(img: np.ndarray, grid: np.ndarray, p: dict) -> np.ndarray:
