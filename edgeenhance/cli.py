@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from edgeenhance import __version__
 from edgeenhance.errors import UserError

@@ -1,6 +1,5 @@
 import shutil
 
-import numpy as np
 import pytest
 
 from edgeenhance.errors import UserError

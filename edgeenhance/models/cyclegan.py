@@ -5,7 +5,6 @@ Images stay in [0, 1] at the interface; the generator maps to [-1, 1] inside as 
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 

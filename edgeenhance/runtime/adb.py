@@ -40,10 +40,8 @@ class Device:
     description: str = ""
 
 
-Runner = "callable(args: list[str], timeout: float) -> (returncode, stdout, stderr)"
-
-
 def subprocess_runner(adb_path: str):
+    """A runner: callable(args, timeout) -> (returncode, stdout, stderr). Tests pass their own."""
     def run(args, timeout):
         try:
             p = subprocess.run([adb_path, *args], capture_output=True, text=True, timeout=timeout)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from edgeenhance.data.datasets import CropSampler
@@ -128,10 +127,3 @@ def train_cyclegan(out_dir, over_imgs, normal_imgs, epochs=10, batch=4, crop=256
         save_checkpoint(out_dir / "discriminator_normal.safetensors", nets["D_Y"], name="D_Y")
     return {"history": history, "nets": nets, "out_dir": str(out_dir)}
 
-
-def eval_teacher_fidelity(model_a, model_b, imgs, device="cpu") -> float:
-    """Mean PSNR between two models' outputs on the same images."""
-    from edgeenhance.evaluate import enhance_array
-    from edgeenhance.metrics import psnr
-
-    return float(np.mean([psnr(enhance_array(model_a, im, device), enhance_array(model_b, im, device)) for im in imgs]))

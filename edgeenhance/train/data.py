@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from edgeenhance.data.datasets import load_images, load_pairs
 from edgeenhance.data.layouts import MSEC_OVER, MSEC_UNDER, detect_layout, find_pairs, find_unpaired
 from edgeenhance.data.synth import HELDOUT_SEED, render_domain, render_pairs
@@ -64,7 +62,3 @@ def trainab(root: str, skip_bad=False):
 
 def heldout_over_pairs(n: int, size: int = 256, seed: int = 0):
     return render_pairs(range(HELDOUT_SEED + 500_000 + seed, HELDOUT_SEED + 500_000 + seed + n), "over", (size, size))
-
-
-def as_batch(imgs) -> "np.ndarray":
-    return np.stack([im.transpose(2, 0, 1) for im in imgs]).astype(np.float32)
