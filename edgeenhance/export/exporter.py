@@ -5,14 +5,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from edgeenhance.console import quiet
 from edgeenhance.errors import UserError
 from edgeenhance.export import calib as calib_mod
 from edgeenhance.export.manifest import file_entry, io_spec_tflite, write_manifest
@@ -23,14 +21,6 @@ from edgeenhance.models.registry import get_form, load_model
 TARGETS = ("tflite", "onnx", "coreml")
 PRECISIONS = ("fp32", "fp16", "int8")
 SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "coreml": ".mlpackage"}
-
-
-@contextlib.contextmanager
-def _quiet():
-    buf = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        warnings.simplefilter("ignore")
-        yield buf
 
 
 class Exporter:
@@ -109,7 +99,7 @@ class Exporter:
                 import litert_torch
             except ImportError:
                 raise UserError("TFLite export needs litert-torch: pip install 'edgeenhance[export]'") from None
-            with _quiet(), atomic_path(fp32) as tmp:
+            with quiet(), atomic_path(fp32) as tmp:
                 litert_torch.convert(self.module, (self.example(),)).export(str(tmp))
             self._fresh.add(fp32)
         if precision == "fp32":
@@ -127,7 +117,7 @@ class Exporter:
             dyn = {"image": {2: "height", 3: "width"}, "output": {2: "height", 3: "width"}} if self.dynamic else None
             if self.dynamic and self.form.fixed_size:
                 raise UserError("the grid form has a fixed input size; --dynamic applies to the full form")
-            with _quiet(), atomic_path(fp32) as tmp:
+            with quiet(), atomic_path(fp32) as tmp:
                 torch.onnx.export(self.module, (self.example(),), str(tmp), input_names=["image"],
                                   output_names=["output"], opset_version=17, dynamo=False, dynamic_axes=dyn)
             self._fresh.add(fp32)
@@ -135,7 +125,7 @@ class Exporter:
             return fp32
         from edgeenhance.quantize.onnx import quantize_onnx
 
-        with _quiet():
+        with quiet():
             return quantize_onnx(fp32, out_dir / self.filename("onnx", precision), self.calibration_batches(),
                                  self.onnx_quantizer)
 
@@ -153,7 +143,7 @@ class Exporter:
 
             module = copy.deepcopy(module)
             module.static_size = tuple(self.input_size)
-        with _quiet(), torch.no_grad():
+        with quiet(), torch.no_grad():
             traced = torch.jit.trace(module, self.example())
             ml = ct.convert(traced, inputs=[ct.TensorType(name="image", shape=tuple(self.example().shape))],
                             outputs=[ct.TensorType(name="output")], convert_to="mlprogram",

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeenhance.models.classical import ClassicalEnhancer
+
 MAX_SOLVE_PIXELS = 512 * 512  # larger photos solve T at a reduced size, then upsample it
 
 
-class Lime:
+class Lime(ClassicalEnhancer):
     family = "lime"
     name = "lime"
-    pad_multiple = 1
 
     def __init__(self, alpha: float = 0.15, gamma: float = 0.8, sigma: float = 2.0, eps: float = 1e-3):
         self.alpha, self.gamma, self.sigma, self.eps = alpha, gamma, sigma, eps
@@ -57,13 +58,3 @@ class Lime:
         """(H, W, 3) float in [0, 1] -> enhanced (H, W, 3)."""
         t = self.illumination(img) ** self.gamma
         return np.clip(img / t[..., None], 0, 1).astype(np.float32)
-
-    def __call__(self, x):
-        """Tensor interface (B, 3, H, W), like the learned models."""
-        import torch
-
-        out = [self.enhance(im.permute(1, 2, 0).cpu().numpy()) for im in x]
-        return torch.from_numpy(np.stack(out).transpose(0, 3, 1, 2)).to(x.device)
-
-    def eval(self):
-        return self

@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from edgeenhance.data.camera import linear_to_srgb, luminance, srgb_to_linear
+from edgeenhance.models.classical import ClassicalEnhancer
 
 
-class ToneCompress:
+class ToneCompress(ClassicalEnhancer):
     family = "tonecomp"
     name = "tonecomp"
-    pad_multiple = 1
 
     def __init__(self, stops: float = 1.5, white: float = 1.0):
         self.stops, self.white = stops, white
@@ -29,12 +29,3 @@ class ToneCompress:
         scaled = lum * 2.0 ** (-self.stops) * 4
         mapped = scaled * (1 + scaled / (self.white * 4) ** 2) / (1 + scaled)
         return linear_to_srgb(np.clip(lin * (mapped / lum), 0, 1))
-
-    def __call__(self, x):
-        import torch
-
-        out = [self.enhance(im.permute(1, 2, 0).cpu().numpy()) for im in x]
-        return torch.from_numpy(np.stack(out).transpose(0, 3, 1, 2)).to(x.device)
-
-    def eval(self):
-        return self

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 from pathlib import Path
 
 import numpy as np
 
-
-@contextlib.contextmanager
-def quiet():
-    """ai-edge-quantizer prints progress and sizes on stdout: keep our terminal output readable."""
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        os.environ.setdefault("TQDM_DISABLE", "1")
-        yield buf
+from edgeenhance.console import quiet
 
 
 def _recipe(precision: str, io_dtype: str, activation_bits: int):

@@ -1,0 +1,22 @@
+"""Shared tensor interface of the classical (numpy) baselines, so they plug in where networks do."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ClassicalEnhancer:
+    pad_multiple = 1
+
+    def enhance(self, img: np.ndarray) -> np.ndarray:  # (H, W, 3) -> (H, W, 3)
+        raise NotImplementedError
+
+    def __call__(self, x):
+        """(B, 3, H, W) tensor in, the same out, like the learned models."""
+        import torch
+
+        out = [self.enhance(im.permute(1, 2, 0).cpu().numpy()) for im in x]
+        return torch.from_numpy(np.stack(out).transpose(0, 3, 1, 2)).to(x.device)
+
+    def eval(self):
+        return self
