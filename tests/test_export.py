@@ -72,6 +72,51 @@ def test_int8_files_are_smaller(grid_export):
     assert size[("tflite", "int8")] < 0.85 * size[("tflite", "fp32")]
 
 
+def _tflite_ops(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(str(path))
+    it.allocate_tensors()
+    dtype = {t["index"]: t["dtype"] for t in it.get_tensor_details()}
+    return [(op["op_name"], [dtype[i] for i in op["outputs"]]) for op in it._get_ops_details()]
+
+
+def test_int8_float_modules_compute_in_float(grid_export):
+    _, manifest, out = grid_export
+    assert "global_fc" in manifest["int8_float_modules"]["modules"]
+    ops = _tflite_ops(out / "tinybil_grid_int8.tflite")
+    mean = [o for name, o in ops if name == "MEAN"]
+    assert mean and mean[0] == [np.float32]  # the global path runs in float ...
+    convs = [o[0] for name, o in ops if name == "CONV_2D"]
+    assert convs[0] == np.int8 and np.float32 in convs  # ... the splat convs in int8
+    assert any(name == "DEQUANTIZE" for name, _ in ops)  # float layers read int8-stored weights
+    import onnx
+
+    g = onnx.load(str(out / "tinybil_grid_int8.onnx")).graph
+    producers = {o: n.op_type for n in g.node for o in n.output}
+    out_conv = next(n for n in g.node if n.name.startswith("/out/") and n.op_type == "Conv")
+    splat_conv = next(n for n in g.node if n.name.startswith("/splat/") and n.op_type == "Conv")
+    assert producers[splat_conv.input[0]] == "DequantizeLinear"
+    assert producers.get(out_conv.input[0]) != "DequantizeLinear"
+
+
+@pytest.mark.slow
+def test_shipped_bilateral_int8_holds_on_a_dark_photo(tmp_path):
+    """Regression: with an all-int8 graph this dark image fell to 24 dB (global path rounded)."""
+    from edgeenhance.evaluate import enhance_array
+    from edgeenhance.metrics import psnr
+    from edgeenhance.runtime.bench import test_image
+    from edgeenhance.runtime.pipeline import make_pipeline
+
+    ex = Exporter("bilateral", form="grid", size=(256, 256), calib_images=16, verify_images=1, progress=False,
+                  log=lambda *_: None)
+    ex.export(["tflite"], ["int8"], tmp_path)
+    img = test_image((256, 256))
+    assert img.mean() < 0.25
+    pipe = make_pipeline(open_engine(tmp_path / "bilateral_grid_int8.tflite", 2), {"extras": ex.extras})
+    assert psnr(pipe(img), enhance_array(ex.model, img)) >= 38.0
+
+
 def test_verification_catches_a_broken_model(grid_export):
     ex, manifest, out = grid_export
     path = out / next(e["file"] for e in manifest["files"] if e["target"] == "tflite" and e["precision"] == "fp32")

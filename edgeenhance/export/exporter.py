@@ -67,6 +67,11 @@ class Exporter:
                 self._module = self.form.module
         return self._module
 
+    @property
+    def float_modules(self) -> tuple[str, ...]:
+        """Submodules the model asks int8 exporters to keep in float compute (``int8_float_modules``)."""
+        return tuple(sorted({n for m in self.module.modules() for n in getattr(m, "int8_float_modules", ())}))
+
     # -- data -------------------------------------------------------------------------------
     def calibration_batches(self) -> list[np.ndarray]:
         if self._calib is None:
@@ -107,7 +112,7 @@ class Exporter:
         from edgeenhance.quantize.tflite import quantize_tflite
 
         return quantize_tflite(fp32, out_dir / self.filename("tflite", precision), self.calibration_batches(), precision,
-                               self.io_dtype, self.activations)
+                               self.io_dtype, self.activations, self.float_modules)
 
     def onnx(self, out_dir: Path, precision: str) -> Path:
         if precision == "fp16":
@@ -127,7 +132,7 @@ class Exporter:
 
         with quiet():
             return quantize_onnx(fp32, out_dir / self.filename("onnx", precision), self.calibration_batches(),
-                                 self.onnx_quantizer)
+                                 self.onnx_quantizer, self.float_modules)
 
     def coreml(self, out_dir: Path, precision: str) -> Path:
         if self.dynamic:
@@ -217,6 +222,10 @@ class Exporter:
         _ = self.module  # settles the extras (grid normalization) before anything is written
         header = {"model": self.spec, "family": self.model.family, "config": self.model.config, "form": self.form.name,
                   "extras": self.extras, "input_size": list(self.input_size)}
+        if self.float_modules and "int8" in precisions:
+            header["int8_float_modules"] = {"modules": list(self.float_modules),
+                                            "meaning": "in int8 TFLite/ONNX files these layers compute in float "
+                                                       "(weights stored as int8); all others are int8"}
         entries, failures = [], []
         bar = tqdm(jobs, desc="export", unit="file", disable=not self.progress)
         for target, precision in bar:

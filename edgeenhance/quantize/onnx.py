@@ -3,6 +3,7 @@ the alternative."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,23 @@ import numpy as np
 from edgeenhance.fileio import atomic_path
 
 
-def quantize_onnx(fp32_path: Path, out_path: Path, calib: list[np.ndarray], method: str = "nncf") -> Path:
+def float_nodes(model, modules) -> list[str]:
+    """Names of the graph nodes that belong to the named submodules (torch.onnx names nodes by
+    module path, e.g. '/global_fc/global_fc.0/Conv' or '/gridnet/out/Conv')."""
+    if not modules:
+        return []
+    pat = re.compile(r"(?:^|/)(?:" + "|".join(re.escape(m) for m in modules) + r")/")
+    return [n.name for n in model.graph.node if pat.search(n.name)]
+
+
+def quantize_onnx(fp32_path: Path, out_path: Path, calib: list[np.ndarray], method: str = "nncf",
+                  float_modules=()) -> Path:
+    """fp32 .onnx -> int8 QDQ, calibrated on ``calib`` NCHW batches; ``float_modules`` stay float."""
     import onnx
 
     model = onnx.load(str(fp32_path))
     name = model.graph.input[0].name
+    keep = float_nodes(model, float_modules)
     if method == "nncf":
         import logging
 
@@ -22,7 +35,7 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calib: list[np.ndarray], meth
 
         logging.getLogger("nncf").setLevel(logging.ERROR)
         q = nncf.quantize(model, nncf.Dataset(calib, lambda d: {name: np.ascontiguousarray(d, np.float32)}),
-                          subset_size=len(calib))
+                          subset_size=len(calib), ignored_scope=nncf.IgnoredScope(names=keep) if keep else None)
         with atomic_path(out_path) as tmp:
             onnx.save(q, str(tmp))
         return out_path
@@ -39,6 +52,6 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calib: list[np.ndarray], meth
 
         with atomic_path(out_path) as tmp:
             quantize_static(str(fp32_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=keep)
         return out_path
     raise ValueError(f"unknown ONNX quantizer '{method}' (nncf or ort)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,46 +10,73 @@ import numpy as np
 from edgeenhance.console import quiet
 
 
-def _recipe(precision: str, io_dtype: str, activation_bits: int):
+def float_scope_regex(modules) -> str | None:
+    """Regex over op scopes (output tensor names) that selects ops of the named submodules. Fused
+    ops carry several names joined by ';'; the first one is the op's own module path, e.g.
+    '.../Sequential_global_fc/.../Conv2d_0;...'."""
+    if not modules:
+        return None
+    return r"^[^;]*_(?:" + "|".join(re.escape(m) for m in modules) + r")(?:/|;|$)"
+
+
+def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(), output_names=()):
     from ai_edge_quantizer import qtyping, recipe_manager
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
     rp = recipe_manager.RecipeManager()
+    ops = qtyping.TFLOperationName
     if precision == "fp16":
-        rp.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=16,
+        rp.add_weight_only_config(regex=".*", operation_name=ops.ALL_SUPPORTED, num_bits=16,
                                   algorithm_key=AlgorithmName.FLOAT_CASTING)
         return rp.get_quantization_recipe()
-    rp.add_static_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
-                         activation_num_bits=activation_bits, weight_num_bits=8,
-                         algorithm_key=AlgorithmName.MIN_MAX_UNIFORM_QUANT)
+    rp.add_static_config(regex=".*", operation_name=ops.ALL_SUPPORTED, activation_num_bits=activation_bits,
+                         weight_num_bits=8, algorithm_key=AlgorithmName.MIN_MAX_UNIFORM_QUANT)
+
+    def keep_float(regex):
+        rp.add_quantization_config(regex=regex, operation_name=ops.ALL_SUPPORTED, op_config=qtyping.OpQuantizationConfig(),
+                                   algorithm_key=AlgorithmName.NO_QUANTIZE)
+
     if io_dtype == "float":  # keep float32 model inputs/outputs: QUANTIZE/DEQUANTIZE live inside
-        for op in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
+        for op in (ops.INPUT, ops.OUTPUT):
             rp.add_quantization_config(regex=".*", operation_name=op, op_config=qtyping.OpQuantizationConfig(),
                                        algorithm_key=AlgorithmName.NO_QUANTIZE)
+        if float_modules:  # the op writing a float output after float layers: no extra int8 rounding
+            for name in output_names:
+                keep_float("^" + re.escape(name) + ";$")
+    scope = float_scope_regex(float_modules)
+    if scope:
+        keep_float(scope)  # float compute for ops without weights (mean, add) ...
+        # ... and int8-stored weights for those with weights (a separate key: the same regex would overwrite)
+        rp.add_weight_only_config(regex=f"(?:{scope})", operation_name=ops.ALL_SUPPORTED, num_bits=8,
+                                  algorithm_key=AlgorithmName.MIN_MAX_UNIFORM_QUANT)
     return rp.get_quantization_recipe()
 
 
 def quantize_tflite(fp32_path: Path, out_path: Path, calib: list[np.ndarray], precision: str = "int8",
-                    io_dtype: str = "float", activation_bits: int = 8) -> Path:
+                    io_dtype: str = "float", activation_bits: int = 8, float_modules=()) -> Path:
     """fp32 .tflite -> int8 (static, calibrated on ``calib`` NCHW batches) or fp16-weight .tflite.
 
     ``io_dtype``: 'float' (float32 I/O) or 'int8' (int8 I/O, as the quantizer emits it).
+    ``float_modules``: submodule names (e.g. 'global_fc') whose ops compute in float with int8 weights.
     """
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer
 
     from edgeenhance.fileio import atomic_path
 
+    fp32 = Interpreter(str(fp32_path))
+    sig, outputs = fp32.get_signature_list(), [d["name"] for d in fp32.get_output_details()]
+    key = next(iter(sig))
     q = quantizer.Quantizer(str(fp32_path))
-    q.load_quantization_recipe(_recipe(precision, io_dtype, activation_bits))
+    q.load_quantization_recipe(_recipe(precision, io_dtype, activation_bits, float_modules, outputs))
     with quiet():
         if precision == "fp16":
             result = q.quantize()
         else:
-            sig = Interpreter(str(fp32_path)).get_signature_list()
-            key = next(iter(sig))
             name = sig[key]["inputs"][0]
-            result = q.quantize(q.calibrate({key: [{name: np.ascontiguousarray(c, np.float32)} for c in calib]}))
+            data = {key: [{name: np.ascontiguousarray(c, np.float32)} for c in calib]}
+            result = q.quantize(q.calibrate(data, num_threads=2))
     with atomic_path(out_path) as tmp:
         result.export_model(str(tmp), overwrite=True)
     return out_path
+
