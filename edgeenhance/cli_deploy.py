@@ -15,6 +15,9 @@ def _export_options(p, parse_size, positive):
     p.add_argument("--target", choices=["tflite", "onnx", "coreml", "all"], default="tflite")
     p.add_argument("--int8", action="store_true", help="also write an int8 model (post-training, calibrated)")
     p.add_argument("--fp16", action="store_true", help="also write an fp16 model (TFLite, CoreML)")
+    p.add_argument("--w8a8", action="store_true",
+                   help="also write a CoreML model with int8 weights and int8 activations (ranges calibrated\n"
+                        "in PyTorch; CoreML's --int8 is int8 weights with fp16 compute)")
     p.add_argument("--form", choices=["full", "grid"], default="full",
                    help="full: image in, image out. grid (bilateral): low-res image in, grid out; slicing runs beside it")
     p.add_argument("--size", type=parse_size, help="HxW input size of the full form (default 512x512); for the grid "
@@ -100,7 +103,8 @@ def _exporter(a, model):
 
 
 def _precisions(a):
-    return ["fp32"] + (["fp16"] if a.fp16 else []) + (["int8"] if a.int8 else [])
+    return ["fp32"] + (["fp16"] if a.fp16 else []) + (["int8"] if a.int8 else []) \
+        + (["w8a8"] if getattr(a, "w8a8", False) else [])
 
 
 def _run_export(a, model):

@@ -20,9 +20,10 @@ def run_demo(out: Path, size=(1080, 1920), runs: int = 10, threads: int = 2, tar
     jobs = [("bilateral", "grid", size, "bilateral_grid"), ("student-small", "full", student_size, "student_full")]
     files = {}
     for model, form, exp_size, folder in jobs:
-        print(f"[demo] exporting {model} ({form} form) to {', '.join(targets)} as fp32 and int8 ...")
+        print(f"[demo] exporting {model} ({form} form) to {', '.join(targets)} as fp32 and int8 "
+              "(and CoreML w8a8) ...")
         ex = Exporter(model, form=form, size=exp_size, calib_images=calib_images, verify_images=3, threads=threads)
-        manifest = ex.export(list(targets), ["fp32", "int8"], out / folder)
+        manifest = ex.export(list(targets), ["fp32", "int8", "w8a8"], out / folder)
         files[exp_size] = files.get(exp_size, []) + [out / folder / e["file"] for e in manifest["files"]
                                                      if e["target"] != "coreml"]
     result = None

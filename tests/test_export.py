@@ -36,13 +36,13 @@ def grid_export(tmp_path_factory):
     out = tmp_path_factory.mktemp("grid")
     ex = Exporter(tiny_bilateral(), form="grid", size=(40, 56), calib_images=8, verify_images=2, progress=False,
                   log=lambda *_: None)
-    return ex, ex.export(["tflite", "onnx", "coreml"], ["fp32", "int8"], out), out
+    return ex, ex.export(["tflite", "onnx", "coreml"], ["fp32", "int8", "w8a8"], out), out
 
 
 def test_every_target_exported_and_verified(grid_export):
     _, manifest, out = grid_export
     got = {(e["target"], e["precision"]) for e in manifest["files"]}
-    assert got == {(t, p) for t in ("tflite", "onnx", "coreml") for p in ("fp32", "int8")}
+    assert got == {(t, p) for t in ("tflite", "onnx", "coreml") for p in ("fp32", "int8")} | {("coreml", "w8a8")}
     for e in manifest["files"]:
         v = e["verification"]
         assert v["passed"] and v["psnr_vs_float"] >= v["threshold_db"]
@@ -63,6 +63,26 @@ def test_manifest_contents(grid_export):
     assert tfl["input"]["shape"] == [1, 3, 32, 32] and tfl["input"]["layout"] == "NCHW"
     assert tfl["input"]["range"] == [0.0, 1.0]
     assert tfl["output"]["shape"] == [1, 48, 8, 8]
+
+
+def test_coreml_w8a8_quantizes_activations(grid_export):
+    import collections
+
+    import coremltools as ct
+
+    _, manifest, out = grid_export
+
+    def op_counts(name):
+        spec = ct.models.MLModel(str(out / name), skip_model_load=True).get_spec()
+        return collections.Counter(op.type for f in spec.mlProgram.functions.values()
+                                   for b in f.block_specializations.values() for op in b.operations)
+
+    w8a8, int8 = op_counts("tinybil_grid_w8a8.mlpackage"), op_counts("tinybil_grid_int8.mlpackage")
+    assert w8a8["quantize"] >= 4 and w8a8["dequantize"] >= 4  # int8 activations between layers
+    assert int8["quantize"] == 0 and int8["constexpr_affine_dequantize"] > 0  # int8 weights only
+    assert w8a8["constexpr_affine_dequantize"] >= int8["constexpr_affine_dequantize"]  # every weight int8
+    entry = next(e for e in manifest["files"] if e["precision"] == "w8a8")
+    assert "replay" in entry["runtime"] and "not executed" in entry["runtime"]
 
 
 def test_int8_files_are_smaller(grid_export):

@@ -19,7 +19,7 @@ from edgeenhance.fileio import atomic_path
 from edgeenhance.models.registry import get_form, load_model
 
 TARGETS = ("tflite", "onnx", "coreml")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "w8a8")  # w8a8: CoreML only (int8 weights and activations)
 SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "coreml": ".mlpackage"}
 
 
@@ -34,7 +34,7 @@ class Exporter:
         self.spec = model if isinstance(model, str) else getattr(model, "name", self.model.family)
         self.form = get_form(self.model, form)
         self.dynamic, self.calib, self.n_calib, self.n_verify = dynamic, calib, calib_images, verify_images
-        self.thresholds = dict(THRESHOLDS, **({"int8": min_psnr} if min_psnr is not None else {}))
+        self.thresholds = dict(THRESHOLDS, **({"int8": min_psnr, "w8a8": min_psnr} if min_psnr is not None else {}))
         self.threads, self.io_dtype, self.activations, self.onnx_quantizer = threads, io_dtype, activations, onnx_quantizer
         self.progress, self.log = progress, log
         multiple = getattr(self.model, "pad_multiple", 1)
@@ -46,7 +46,7 @@ class Exporter:
             if self.input_size[0] % multiple or self.input_size[1] % multiple:
                 raise UserError(f"{self.spec} cannot take {self.input_size[0]}x{self.input_size[1]} inputs: height "
                                 f"and width must be multiples of {multiple}")
-        self._calib = self._pairs = self._module = None
+        self._calib = self._pairs = self._module = self._w8a8 = None
         self.extras = dict(self.form.extras)
         self._fresh: set[Path] = set()  # fp32 files written by this exporter (quantization starts from them)
 
@@ -148,13 +148,19 @@ class Exporter:
 
             module = copy.deepcopy(module)
             module.static_size = tuple(self.input_size)
+        if precision == "w8a8":
+            from edgeenhance.quantize.coreml import w8a8_module
+
+            with quiet():
+                module = self._w8a8 = w8a8_module(module, self.calibration_batches(), self.float_modules)
         with quiet(), torch.no_grad():
             traced = torch.jit.trace(module, self.example())
             ml = ct.convert(traced, inputs=[ct.TensorType(name="image", shape=tuple(self.example().shape))],
                             outputs=[ct.TensorType(name="output")], convert_to="mlprogram",
                             compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16,
-                            minimum_deployment_target=ct.target.iOS16)
-            if precision == "int8":
+                            # int8 activations (quantize/dequantize ops) need the iOS 17 opset
+                            minimum_deployment_target=ct.target.iOS17 if precision == "w8a8" else ct.target.iOS16)
+            if precision in ("int8", "w8a8"):  # w8a8: the weights its quantizers left float
                 from edgeenhance.quantize.coreml import int8_weights
 
                 ml = int8_weights(ml)
@@ -171,7 +177,7 @@ class Exporter:
 
             if platform.system() == "Darwin":
                 return open_engine(path, self.threads)
-            eng = CoreMLReplayEngine(self.module, precision, name=path.name)
+            eng = CoreMLReplayEngine(self._w8a8 if precision == "w8a8" else self.module, precision, name=path.name)
             eng.input_shape = (1, 3, *self.input_size)
             eng.output_kind = self.form.output
             return eng
@@ -218,7 +224,8 @@ class Exporter:
         for t in targets:
             if t not in TARGETS:
                 raise UserError(f"unknown target '{t}' (choose from {', '.join(TARGETS)}, all)")
-        jobs = [(t, p) for t in targets for p in precisions if not (t == "onnx" and p == "fp16")]
+        jobs = [(t, p) for t in targets for p in precisions
+                if not (t == "onnx" and p == "fp16") and not (p == "w8a8" and t != "coreml")]
         _ = self.module  # settles the extras (grid normalization) before anything is written
         header = {"model": self.spec, "family": self.model.family, "config": self.model.config, "form": self.form.name,
                   "extras": self.extras, "input_size": list(self.input_size)}
@@ -256,8 +263,8 @@ def _remove(path: Path):
         path.unlink()
 
 
-def export(model, target="tflite", out_dir="export", int8=False, fp16=False, form="full", **kw) -> dict:
+def export(model, target="tflite", out_dir="export", int8=False, fp16=False, w8a8=False, form="full", **kw) -> dict:
     """Front door: ``export('bilateral', target='all', int8=True, form='grid', out_dir='out')``."""
     targets = list(TARGETS) if target == "all" else [target]
-    precisions = ["fp32"] + (["fp16"] if fp16 else []) + (["int8"] if int8 else [])
+    precisions = ["fp32"] + (["fp16"] if fp16 else []) + (["int8"] if int8 else []) + (["w8a8"] if w8a8 else [])
     return Exporter(model, form=form, **kw).export(targets, precisions, out_dir)

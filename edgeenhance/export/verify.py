@@ -7,7 +7,7 @@ import numpy as np
 from edgeenhance.metrics import max_abs_error, psnr
 
 # Minimum PSNR (dB) against the float model, per precision.
-THRESHOLDS = {"fp32": 50.0, "fp16": 40.0, "int8": 35.0}
+THRESHOLDS = {"fp32": 50.0, "fp16": 40.0, "int8": 35.0, "w8a8": 35.0}
 
 
 def compare(pipeline, reference, pairs) -> dict:

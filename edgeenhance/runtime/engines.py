@@ -213,6 +213,11 @@ class CoreMLReplayEngine(Engine):
         self.name, self.precision = name, precision
         self.runtime = f"PyTorch replay of CoreML {precision} (not executed: CoreML runs only on macOS)"
         m = copy.deepcopy(model).eval()
+        if precision == "w8a8":  # ``model`` is the fake-quantized module that was converted
+            self.runtime = ("PyTorch replay of CoreML w8a8: the converted model's int8 weights and activations "
+                            "by its own fake quantizers, float32 compute (not executed: CoreML runs only on macOS)")
+            self.model, self.dtype = m, torch.float32
+            return
         with torch.no_grad():
             for mod in m.modules():
                 w = getattr(mod, "weight", None)
