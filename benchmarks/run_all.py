@@ -124,7 +124,7 @@ def main() -> int:
     for s in [x for x in sizes if x != "12mp" and "student-small" in models]:
         size = SIZES[s]
         d = a.out / f"student_{s}"
-        Exporter("student-small", size=size, calib_images=16, verify_images=2, progress=False,
+        Exporter("student-small", size=size, calib_images=32, verify_images=2, progress=False,
                  log=lambda *_: None).export(["tflite", "onnx"], ["fp32", "int8"], d)
         for f in sorted(d.glob("*.tflite")) + sorted(d.glob("*.onnx")):
             rows.append(dict(measure_isolated("file", str(f), size, a.threads, a.runs, 2), model="student-small",

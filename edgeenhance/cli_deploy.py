@@ -94,12 +94,13 @@ def add_all(sub, positive, parse_size):
     cli_phone.add(sub, positive)
 
 
-def _exporter(a, model):
+def _exporter(a, model, reference=None):
     from edgeenhance.export import Exporter
 
     return Exporter(model, form=a.form, size=a.size, dynamic=a.dynamic, calib=a.calib, calib_images=a.calib_images,
                     verify_images=a.verify_images, min_psnr=a.min_psnr, threads=a.threads, io_dtype=a.io,
-                    activations=a.activations, onnx_quantizer=a.onnx_quantizer, progress=not a.quiet)
+                    activations=a.activations, onnx_quantizer=a.onnx_quantizer, progress=not a.quiet,
+                    reference=reference)
 
 
 def _precisions(a):
@@ -107,11 +108,11 @@ def _precisions(a):
         + (["w8a8"] if getattr(a, "w8a8", False) else [])
 
 
-def _run_export(a, model):
+def _run_export(a, model, reference=None):
     from edgeenhance.export import TARGETS
 
     targets = list(TARGETS) if a.target == "all" else [a.target]
-    manifest = _exporter(a, model).export(targets, _precisions(a), a.out)
+    manifest = _exporter(a, model, reference).export(targets, _precisions(a), a.out)
     print(f"wrote {len(manifest['files'])} verified file(s) and {a.out / 'manifest.json'}")
     return manifest
 
@@ -135,7 +136,7 @@ def cmd_quantize(a):
     save_checkpoint(ckpt, tuned, name=tuned.name, meta={"qat_steps": a.steps, "from": a.model})
     print(f"QAT loss {sum(hist[:10]) / 10:.5f} -> {sum(hist[-10:]) / 10:.5f}; checkpoint {ckpt}")
     a.int8 = True
-    _run_export(a, tuned)
+    _run_export(a, tuned, reference=model)  # files are checked against the original float model
 
 
 def _threads(text: str) -> list[int]:

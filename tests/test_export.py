@@ -251,3 +251,48 @@ def test_qat_finetune_lowers_loss_and_changes_weights():
     tuned, hist = qat_finetune(m, imgs, steps=40, lr=1e-3, batch=4, crop=32, progress=False)
     assert np.mean(hist[-8:]) < np.mean(hist[:8])
     assert any(not torch.equal(a, b) for a, b in zip(m.parameters(), tuned.parameters()))
+
+
+def test_qat_keeps_float_modules_float_and_tunes_the_rest():
+    from torch.ao.quantization.quantize_fx import prepare_qat_fx
+
+    from edgeenhance.quantize.qat import _qconfig_mapping, qat_finetune
+
+    m = tiny_bilateral()
+    prepared = prepare_qat_fx(m.gridnet.train(), _qconfig_mapping(m.gridnet), (torch.rand(1, 3, 32, 32),))
+    fq = [n for n, mod in prepared.named_modules() if type(mod).__name__ == "FakeQuantize"]
+    assert any("splat" in n or "activation_post_process" in n for n in fq)
+    qat_names = {n for n, mod in prepared.named_modules() if hasattr(mod, "weight_fake_quant")}
+    assert any(n.startswith("splat") for n in qat_names)
+    assert not any(n.startswith(("global_", "out")) for n in qat_names)  # float layers: no fake quant
+    imgs = [np.random.default_rng(i).random((48, 48, 3)).astype(np.float32) for i in range(4)]
+    m = tiny_bilateral()
+    tuned, hist = qat_finetune(m, imgs, steps=30, lr=1e-3, batch=2, crop=32, progress=False)
+    assert np.mean(hist[-6:]) < np.mean(hist[:6])
+    assert not torch.equal(m.gridnet.splat[0][0].weight, tuned.gridnet.splat[0][0].weight)
+
+
+def test_quantize_qat_cli_writes_checkpoint_and_files(tmp_path):
+    from edgeenhance.cli import main
+
+    assert main(["quantize", "--qat", "--model", "student-small", "--steps", "4", "--images", "2", "--crop", "32",
+                 "--target", "tflite", "--size", "32x32", "--calib-images", "4", "--verify-images", "1",
+                 "--quiet", "-o", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert m["model"] == "student-small-qat" and (tmp_path / "student-small-qat.safetensors").exists()
+    assert {e["precision"] for e in m["files"]} == {"fp32", "int8"}
+
+
+def test_int8_files_are_held_to_the_reference_model(tmp_path):
+    """After QAT the int8 file must match the original float model; the fp32 file checks conversion."""
+    import copy
+
+    original = tiny_student()
+    tuned = copy.deepcopy(original)
+    with torch.no_grad():
+        tuned.head.bias.add_(0.05)  # a tuned model that drifted from the original
+    ex = Exporter(tuned, size=(32, 32), calib_images=4, verify_images=2, min_psnr=0, progress=False,
+                  log=lambda *_: None, reference=original)
+    files = {e["precision"]: e["verification"] for e in ex.export(["tflite"], ["fp32", "int8"], tmp_path)["files"]}
+    assert files["fp32"]["psnr_vs_float"] >= 50  # conversion of the tuned model: exact
+    assert files["int8"]["psnr_vs_float"] < 32  # measured against the original: the drift shows

@@ -29,8 +29,9 @@ class Exporter:
     def __init__(self, model, form: str = "full", size: tuple[int, int] | None = None, dynamic: bool = False,
                  calib: str = "synthetic", calib_images: int = 32, verify_images: int = 4, min_psnr: float | None = None,
                  threads: int = 2, io_dtype: str = "float", activations: int = 8, onnx_quantizer: str = "nncf",
-                 progress: bool = True, log=print):
+                 progress: bool = True, log=print, reference=None):
         self.model = load_model(model) if isinstance(model, str) else model.eval()
+        self.reference = reference  # the float model int8 files are checked against (default: ``model``)
         self.spec = model if isinstance(model, str) else getattr(model, "name", self.model.family)
         self.form = get_form(self.model, form)
         self.dynamic, self.calib, self.n_calib, self.n_verify = dynamic, calib, calib_images, verify_images
@@ -190,7 +191,11 @@ class Exporter:
 
         engine = self.engine_for(path, target, precision)
         pipeline = make_pipeline(engine, {"extras": self.extras})
-        ref_model = model if model is not None else self.model
+        # Float files check the conversion of the model exported; quantized ones are held to
+        # ``reference`` when given (after QAT: the original float model, not the tuned one).
+        quantized = precision in ("int8", "w8a8")
+        ref_model = model if model is not None else (self.reference if quantized and self.reference is not None
+                                                     else self.model)
         res = compare(pipeline, lambda x: enhance_array(ref_model, x), self.verification_pairs())
         res.update(runtime=engine.runtime, threshold_db=self.thresholds[precision],
                    data=f"{len(self.verification_pairs())} synthetic {calib_mod.task_exposure(self.model)}-exposed "

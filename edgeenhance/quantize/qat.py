@@ -1,14 +1,16 @@
 """Quantization-aware fine-tuning: the model learns weights that survive int8.
 
-Fake quantization (straight-through estimator) is put on every conv/linear weight (per channel,
-symmetric) and on every conv/linear output (per tensor, running min/max), and the model is
-fine-tuned to reproduce the original float model's output. The tuned float weights are then
-exported and post-training quantized as usual.
+PyTorch FX graph-mode QAT inserts fake quantization where an int8 runtime rounds: every weight
+(per output channel, symmetric, as TFLite/XNNPACK) and every activation after fused conv+ReLU,
+additions and the input (per tensor, asymmetric int8). Layers a model keeps in float for int8
+(``int8_float_modules``) stay float here too. The model is fine-tuned to reproduce the original
+float model's output; the tuned float weights are then exported and post-training quantized.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import torch
@@ -16,69 +18,48 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class _ActObserver:
-    def __init__(self, momentum=0.9):
-        self.lo = self.hi = None
-        self.m = momentum
+def _qconfig_mapping(model: nn.Module):
+    from torch.ao.quantization import (FakeQuantize, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
+                                       QConfig, QConfigMapping)
 
-    def __call__(self, module, inp, out):
-        lo, hi = out.detach().min(), out.detach().max()
-        if self.lo is None:
-            self.lo, self.hi = lo, hi
-        else:
-            self.lo = self.m * self.lo + (1 - self.m) * lo
-            self.hi = self.m * self.hi + (1 - self.m) * hi
-        scale = torch.clamp((self.hi - self.lo) / 255.0, min=1e-8).float()
-        zp = torch.clamp(torch.round(-128 - self.lo / scale), -128, 127).int()
-        return torch.fake_quantize_per_tensor_affine(out, scale, zp, -128, 127)
-
-
-def _weight_fq(module, inp):
-    w = module.weight
-    flat = w.detach().reshape(w.shape[0], -1)
-    scale = (flat.abs().amax(1).clamp(min=1e-8) / 127.0).float()
-    zp = torch.zeros(w.shape[0], dtype=torch.int32)
-    module._fq_weight = torch.fake_quantize_per_channel_affine(w, scale, zp, 0, -127, 127)
-
-
-def _quantized_forward(module):
-    orig = module.forward
-
-    def forward(x):
-        saved = module.weight
-        del module._parameters["weight"]
-        module.weight = module._fq_weight
-        try:
-            return orig(x)
-        finally:
-            del module.weight
-            module._parameters["weight"] = saved
-
-    return forward
+    act = FakeQuantize.with_args(observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=torch.qint8,
+                                 qscheme=torch.per_tensor_affine)
+    weight = FakeQuantize.with_args(observer=MovingAveragePerChannelMinMaxObserver, quant_min=-127, quant_max=127,
+                                    dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0)
+    mapping = QConfigMapping().set_global(QConfig(activation=act, weight=weight))
+    for prefix, mod in model.named_modules():
+        for name in getattr(mod, "int8_float_modules", ()):
+            mapping.set_module_name(f"{prefix}.{name}" if prefix else name, None)
+    return mapping
 
 
 def qat_finetune(model: nn.Module, images: list[np.ndarray], steps: int = 200, lr: float = 1e-4, batch: int = 4,
                  crop: int = 128, seed: int = 0, progress: bool = True) -> tuple[nn.Module, list[float]]:
-    """Returns (fine-tuned float model, loss history). ``images``: (H, W, 3) training photos."""
+    """Returns (fine-tuned float model, loss history). ``images``: (H, W, 3) training photos.
+    Observers follow the activation ranges for the first half of the steps, then are frozen."""
+    from torch.ao.quantization import disable_observer
+    from torch.ao.quantization.quantize_fx import prepare_qat_fx
     from tqdm import tqdm
 
     from edgeenhance.data.datasets import CropSampler
 
     torch.manual_seed(seed)
-    reference = copy.deepcopy(model).eval().requires_grad_(False)
-    student = copy.deepcopy(model).train()
-    handles = []
-    for mod in student.modules():
-        if isinstance(mod, (nn.Conv2d, nn.Linear)):
-            handles.append(mod.register_forward_pre_hook(_weight_fq))
-            handles.append(mod.register_forward_hook(_ActObserver()))
-            mod.forward = _quantized_forward(mod)
     m = getattr(model, "pad_multiple", 1)
     crop = max(m, crop - crop % m)
     sampler = CropSampler(images, crop=crop, seed=seed)
+    reference = copy.deepcopy(model).eval().requires_grad_(False)
+    tuned = copy.deepcopy(model).train()
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+        warnings.simplefilter("ignore")
+        student = prepare_qat_fx(tuned, _qconfig_mapping(model), (sampler.batch(0, 1),))
+    # The prepared graph wraps the very Parameter objects of ``tuned`` (fused and QAT modules reuse
+    # them), so training it updates ``tuned`` in place, whatever the graph's module names became.
+    assert {id(p) for p in student.parameters()} == {id(p) for p in tuned.parameters()}
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     history = []
-    for _ in tqdm(range(steps), desc="quantization-aware fine-tuning", unit="step", disable=not progress):
+    for step in tqdm(range(steps), desc="quantization-aware fine-tuning", unit="step", disable=not progress):
+        if step == steps // 2:
+            student.apply(disable_observer)
         x = sampler.batch(0, batch)
         with torch.no_grad():
             target = reference(x)
@@ -87,8 +68,4 @@ def qat_finetune(model: nn.Module, images: list[np.ndarray], steps: int = 200, l
         loss.backward()
         opt.step()
         history.append(loss.item())
-    for h in handles:
-        h.remove()
-    tuned = copy.deepcopy(model)
-    tuned.load_state_dict({k: v for k, v in student.state_dict().items()})
     return tuned.eval(), history
