@@ -31,6 +31,9 @@ def _export_options(p, parse_size, positive):
     p.add_argument("--activations", type=int, choices=[8, 16], default=8,
                    help="TFLite activation bits (16: int16 activations with int8 weights)")
     p.add_argument("--onnx-quantizer", choices=["nncf", "ort"], default="nncf")
+    p.add_argument("--all-int8", action="store_true",
+                   help="every layer computes in int8, also those the model keeps in float for accuracy\n"
+                        "(for NPUs/DSPs that run only integer graphs; faster on CPUs, less accurate)")
     p.add_argument("--threads", type=positive, default=2)
     p.add_argument("-o", "--out", type=Path, required=True)
     p.add_argument("--quiet", action="store_true")
@@ -99,8 +102,8 @@ def _exporter(a, model, reference=None):
 
     return Exporter(model, form=a.form, size=a.size, dynamic=a.dynamic, calib=a.calib, calib_images=a.calib_images,
                     verify_images=a.verify_images, min_psnr=a.min_psnr, threads=a.threads, io_dtype=a.io,
-                    activations=a.activations, onnx_quantizer=a.onnx_quantizer, progress=not a.quiet,
-                    reference=reference)
+                    activations=a.activations, onnx_quantizer=a.onnx_quantizer, all_int8=a.all_int8,
+                    progress=not a.quiet, reference=reference)
 
 
 def _precisions(a):
@@ -130,10 +133,10 @@ def cmd_quantize(a):
     if getattr(model, "family", None) in ("lime", "tonecomp"):
         raise UserError(f"'{a.model}' is a classical algorithm: nothing to quantize")
     imgs = calibration_images(model, "synthetic" if a.calib == "synthetic" else a.calib, a.images, (256, 256))
-    tuned, hist = qat_finetune(model, imgs, a.steps, a.lr, crop=a.crop, progress=not a.quiet)
+    tuned, hist = qat_finetune(model, imgs, a.steps, a.lr, crop=a.crop, progress=not a.quiet, all_int8=a.all_int8)
     tuned.name = f"{getattr(model, 'name', model.family)}-qat"
     ckpt = a.out / f"{tuned.name}.safetensors"
-    save_checkpoint(ckpt, tuned, name=tuned.name, meta={"qat_steps": a.steps, "from": a.model})
+    save_checkpoint(ckpt, tuned, name=tuned.name, meta={"qat_steps": a.steps, "from": a.model, "all_int8": a.all_int8})
     print(f"QAT loss {sum(hist[:10]) / 10:.5f} -> {sum(hist[-10:]) / 10:.5f}; checkpoint {ckpt}")
     a.int8 = True
     _run_export(a, tuned, reference=model)  # files are checked against the original float model

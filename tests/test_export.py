@@ -296,3 +296,68 @@ def test_int8_files_are_held_to_the_reference_model(tmp_path):
     files = {e["precision"]: e["verification"] for e in ex.export(["tflite"], ["fp32", "int8"], tmp_path)["files"]}
     assert files["fp32"]["psnr_vs_float"] >= 50  # conversion of the tuned model: exact
     assert files["int8"]["psnr_vs_float"] < 32  # measured against the original: the drift shows
+
+
+def test_tflite_files_are_stripped_of_scope_names_only(grid_export):
+    """Exported .tflite files keep signatures and I/O names, drop the converter's scope names,
+    and keep every weight buffer 16-byte aligned."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.interpreter import Interpreter
+
+    _, manifest, out = grid_export
+    for e in manifest["files"]:
+        if e["target"] != "tflite":
+            continue
+        it = Interpreter(str(out / e["file"]))
+        assert it.get_signature_list() == {"serving_default": {"inputs": ["args_0"], "outputs": ["output_0"]}}
+        io = {d["index"] for d in it.get_input_details() + it.get_output_details()}
+        names = {d["index"]: d["name"] for d in it.get_tensor_details()}
+        assert all(names[i] for i in io) and not any(n for i, n in names.items() if i not in io)
+        buf = (out / e["file"]).read_bytes()
+        model = schema.Model.GetRootAs(buf, 0)
+        data = [model.Buffers(i) for i in range(model.BuffersLength()) if model.Buffers(i).DataLength()]
+        assert data and all(b._tab.Vector(4) % 16 == 0 for b in data)
+
+
+def test_strip_names_keeps_outputs_bit_identical(tmp_path):
+    import shutil
+
+    import litert_torch
+
+    from edgeenhance.export.strip import strip_names
+
+    src, dst = tmp_path / "a.tflite", tmp_path / "b.tflite"
+    litert_torch.convert(tiny_student(), (torch.rand(1, 3, 32, 32),)).export(str(src))
+    shutil.copy(src, dst)
+    saved = strip_names(dst)
+    assert saved > 0 and dst.stat().st_size == src.stat().st_size - saved
+    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    a, b = open_engine(src).run(x), open_engine(dst).run(x)
+    assert np.array_equal(a, b)
+
+
+def test_all_int8_export_has_no_float_layers(tmp_path):
+    """--all-int8: every conv computes in int8 (what NPUs need), even the layers the model keeps in
+    float by default; the manifest says so."""
+    from edgeenhance.cli import main
+
+    common = ["export", "--model", "student-small", "--target", "tflite", "--int8", "--size", "32x32",
+              "--calib-images", "4", "--verify-images", "1", "--min-psnr", "20", "--quiet"]
+    assert main(common + ["-o", str(tmp_path / "mixed")]) == 0
+    assert main(common + ["--all-int8", "-o", str(tmp_path / "all")]) == 0
+    mixed = [o[0] for name, o in _tflite_ops(tmp_path / "mixed" / "student-small_full_int8.tflite") if name == "CONV_2D"]
+    every = [o[0] for name, o in _tflite_ops(tmp_path / "all" / "student-small_full_int8.tflite") if name == "CONV_2D"]
+    assert np.float32 in mixed and set(every) == {np.int8}
+    m = json.loads((tmp_path / "all" / "manifest.json").read_text())
+    assert m["int8_float_modules"]["modules"] == []
+
+
+def test_qat_all_int8_fake_quantizes_the_float_layers_too():
+    from torch.ao.quantization.quantize_fx import prepare_qat_fx
+
+    from edgeenhance.quantize.qat import _qconfig_mapping
+
+    net = tiny_bilateral().gridnet.train()
+    prepared = prepare_qat_fx(net, _qconfig_mapping(net, all_int8=True), (torch.rand(1, 3, 32, 32),))
+    qat_names = {n for n, mod in prepared.named_modules() if hasattr(mod, "weight_fake_quant")}
+    assert any(n.startswith("global_") for n in qat_names) and any(n.startswith("out") for n in qat_names)

@@ -29,7 +29,7 @@ class Exporter:
     def __init__(self, model, form: str = "full", size: tuple[int, int] | None = None, dynamic: bool = False,
                  calib: str = "synthetic", calib_images: int = 32, verify_images: int = 4, min_psnr: float | None = None,
                  threads: int = 2, io_dtype: str = "float", activations: int = 8, onnx_quantizer: str = "nncf",
-                 progress: bool = True, log=print, reference=None):
+                 all_int8: bool = False, progress: bool = True, log=print, reference=None):
         self.model = load_model(model) if isinstance(model, str) else model.eval()
         self.reference = reference  # the float model int8 files are checked against (default: ``model``)
         self.spec = model if isinstance(model, str) else getattr(model, "name", self.model.family)
@@ -37,6 +37,7 @@ class Exporter:
         self.dynamic, self.calib, self.n_calib, self.n_verify = dynamic, calib, calib_images, verify_images
         self.thresholds = dict(THRESHOLDS, **({"int8": min_psnr, "w8a8": min_psnr} if min_psnr is not None else {}))
         self.threads, self.io_dtype, self.activations, self.onnx_quantizer = threads, io_dtype, activations, onnx_quantizer
+        self.all_int8 = all_int8  # ignore the model's float layers: every op int8 (NPUs, DSPs)
         self.progress, self.log = progress, log
         multiple = getattr(self.model, "pad_multiple", 1)
         if self.form.fixed_size:  # grid form: the network size is fixed; --size is the photo size to verify on
@@ -49,7 +50,10 @@ class Exporter:
                                 f"and width must be multiples of {multiple}")
         self._calib = self._pairs = self._module = self._w8a8 = None
         self.extras = dict(self.form.extras)
-        self._fresh: set[Path] = set()  # fp32 files written by this exporter (quantization starts from them)
+        # fp32 files written by this exporter -> the unstripped copy quantization starts from (its
+        # tensor names carry the module scopes that select float layers)
+        self._fp32_source: dict[Path, Path] = {}
+        self._work = None  # temporary folder for those copies
 
     @property
     def module(self) -> torch.nn.Module:
@@ -70,7 +74,10 @@ class Exporter:
 
     @property
     def float_modules(self) -> tuple[str, ...]:
-        """Submodules the model asks int8 exporters to keep in float compute (``int8_float_modules``)."""
+        """Submodules the model asks int8 exporters to keep in float compute (``int8_float_modules``);
+        none with ``all_int8``."""
+        if self.all_int8:
+            return ()
         return tuple(sorted({n for m in self.module.modules() for n in getattr(m, "int8_float_modules", ())}))
 
     # -- data -------------------------------------------------------------------------------
@@ -99,34 +106,47 @@ class Exporter:
     def tflite(self, out_dir: Path, precision: str) -> Path:
         if self.dynamic:
             raise UserError("--dynamic is supported for ONNX only; TFLite models have a fixed input size (use --size)")
+        from edgeenhance.export.strip import strip_names
+
         fp32 = out_dir / self.filename("tflite", "fp32")
-        if fp32 not in self._fresh:
+        if fp32 not in self._fp32_source:
             try:
                 import litert_torch
             except ImportError:
                 raise UserError("TFLite export needs litert-torch: pip install 'edgeenhance[export]'") from None
-            with quiet(), atomic_path(fp32) as tmp:
-                litert_torch.convert(self.module, (self.example(),)).export(str(tmp))
-            self._fresh.add(fp32)
+            import shutil
+            import tempfile
+
+            if self._work is None:
+                self._work = tempfile.TemporaryDirectory(prefix="edgeenhance-export-")
+            source = Path(self._work.name) / fp32.name
+            with quiet():
+                litert_torch.convert(self.module, (self.example(),)).export(str(source))
+            with atomic_path(fp32) as tmp:
+                shutil.copyfile(source, tmp)
+                strip_names(tmp)
+            self._fp32_source[fp32] = source
         if precision == "fp32":
             return fp32
         from edgeenhance.quantize.tflite import quantize_tflite
 
-        return quantize_tflite(fp32, out_dir / self.filename("tflite", precision), self.calibration_batches(), precision,
-                               self.io_dtype, self.activations, self.float_modules)
+        out = quantize_tflite(self._fp32_source[fp32], out_dir / self.filename("tflite", precision),
+                              self.calibration_batches(), precision, self.io_dtype, self.activations, self.float_modules)
+        strip_names(out)
+        return out
 
     def onnx(self, out_dir: Path, precision: str) -> Path:
         if precision == "fp16":
             raise UserError("ONNX export offers fp32 and int8 (QDQ); use --target tflite or coreml for fp16")
         fp32 = out_dir / self.filename("onnx", "fp32")
-        if fp32 not in self._fresh:
+        if fp32 not in self._fp32_source:
             dyn = {"image": {2: "height", 3: "width"}, "output": {2: "height", 3: "width"}} if self.dynamic else None
             if self.dynamic and self.form.fixed_size:
                 raise UserError("the grid form has a fixed input size; --dynamic applies to the full form")
             with quiet(), atomic_path(fp32) as tmp:
                 torch.onnx.export(self.module, (self.example(),), str(tmp), input_names=["image"],
                                   output_names=["output"], opset_version=17, dynamo=False, dynamic_axes=dyn)
-            self._fresh.add(fp32)
+            self._fp32_source[fp32] = fp32
         if precision == "fp32":
             return fp32
         from edgeenhance.quantize.onnx import quantize_onnx
@@ -234,7 +254,10 @@ class Exporter:
         _ = self.module  # settles the extras (grid normalization) before anything is written
         header = {"model": self.spec, "family": self.model.family, "config": self.model.config, "form": self.form.name,
                   "extras": self.extras, "input_size": list(self.input_size)}
-        if self.float_modules and "int8" in precisions:
+        if self.all_int8 and "int8" in precisions:
+            header["int8_float_modules"] = {"modules": [], "meaning": "--all-int8: every layer of the int8 TFLite/ONNX "
+                                                                      "files computes in int8"}
+        elif self.float_modules and "int8" in precisions:
             header["int8_float_modules"] = {"modules": list(self.float_modules),
                                             "meaning": "in int8 TFLite/ONNX files these layers compute in float "
                                                        "(weights stored as int8); all others are int8"}

@@ -159,7 +159,7 @@ class LiteRTEngine(Engine):
             self.it.set_tensor(self.inp["index"], quantize(xi[None], self.inp))
             self.it.invoke()
             outs.append(dequantize(self.it.get_tensor(self.out["index"]), self.out))
-        return np.concatenate(outs)
+        return outs[0] if len(outs) == 1 else np.concatenate(outs)  # no extra full-frame copy for one image
 
 
 def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -174,7 +174,7 @@ def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
 
 def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     if np.dtype(detail["dtype"]).kind == "f":
-        return y.astype(np.float32)
+        return y.astype(np.float32, copy=False)  # get_tensor already returned a copy
     scale, zp = detail["quantization"]
     return ((y.astype(np.float32) - zp) * scale).astype(np.float32)
 
