@@ -91,6 +91,27 @@ def lime_ms(size, runs=3) -> float:
     return float(np.median(ts) * 1000)
 
 
+def model_speed(files: dict[str, Path], threads: int, runs: int) -> dict:
+    """Model latency as TFLite's benchmark_model measures it: interpreter invoke() alone, input set
+    once. The files run interleaved, run by run, so the shared machine's load falls on all alike;
+    medians in ms."""
+    from edgeenhance.runtime.engines import LiteRTEngine, quantize
+
+    engines = {k: LiteRTEngine(f, threads) for k, f in files.items()}
+    for e in engines.values():
+        x = np.random.default_rng(0).random(e.input_shape, dtype=np.float32)
+        e.it.set_tensor(e.inp["index"], quantize(x, e.inp))
+        for _ in range(3):
+            e.it.invoke()
+    times = {k: [] for k in engines}
+    for _ in range(runs):
+        for k, e in engines.items():
+            t = time.perf_counter()
+            e.it.invoke()
+            times[k].append(time.perf_counter() - t)
+    return {k: float(np.median(v) * 1000) for k, v in times.items()}
+
+
 ACCURACY_SEEDS = range(4_000_000, 4_000_008)  # bench photos: disjoint from training, calibration, verification
 
 
@@ -112,7 +133,7 @@ def accuracy(files: list[Path], model_name: str, size) -> dict:
     for f in files:
         pipe = make_pipeline(open_engine(f, 2), find_entry(f))
         vals = [min(psnr(pipe(im), ref), 120.0) for im, ref in zip(imgs, refs)]
-        out[f.name] = {"mean": float(np.mean(vals)), "min": float(np.min(vals)), "n": len(vals),
+        out[f"{f.parent.name}/{f.name}"] = {"mean": float(np.mean(vals)), "min": float(np.min(vals)), "n": len(vals),
                        "per_image": [round(v, 2) for v in vals]}
     return out
 
@@ -132,7 +153,7 @@ def main() -> int:
 
     sizes = [s for s in a.sizes.split(",") if s]
     a.out.mkdir(parents=True, exist_ok=True)
-    rows, acc = [], {}
+    rows, acc, speed = [], {}, {}
     floor = numpy_pass_ms()
     print(f"numpy 1080p read+write pass: {floor:.2f} ms")
     # Bilateral: one grid export serves every photo size.
@@ -141,12 +162,15 @@ def main() -> int:
     if "bilateral" in models:
         Exporter("bilateral", form="grid", size=(512, 512), calib_images=32, verify_images=4, progress=False,
                  log=lambda *_: None).export(["tflite", "onnx"], ["fp32", "int8"], bil)
+        # The grid network takes 256x256 whatever the photo size: one model-level measurement.
+        speed["bilateral"] = model_speed({p: bil / f"bilateral_grid_{p}.tflite" for p in ("fp32", "int8")},
+                                         a.threads, max(50, a.runs * 20))
     for s in (sizes if "bilateral" in models else []):
         size = SIZES[s]
         for f in ("bilateral_grid_fp32.tflite", "bilateral_grid_int8.tflite", "bilateral_grid_fp32.onnx",
                   "bilateral_grid_int8.onnx"):
             r = measure_isolated("file", str(bil / f), size, a.threads, a.runs, 2)
-            rows.append(dict(r, model="bilateral", size_name=s))
+            rows.append(dict(r, model="bilateral", size_name=s, file=f"{bil.name}/{f}"))
         rows.append(dict(measure_isolated("torch", "bilateral", size, a.threads, max(2, a.runs // 3), 1),
                          model="bilateral", size_name=s))
         rows.append({"model": "lime", "file": "LIME (numpy/scipy)", "size_name": s, "precision": "fp64",
@@ -161,14 +185,22 @@ def main() -> int:
         d = a.out / f"student_{s}"
         Exporter("student-small", size=size, calib_images=32, verify_images=2, progress=False,
                  log=lambda *_: None).export(["tflite", "onnx"], ["fp32", "int8"], d)
-        for f in sorted(d.glob("*.tflite")) + sorted(d.glob("*.onnx")):
+        # --all-int8: also the encoder in int8 (what an NPU needs); verified against float like the rest
+        d8 = a.out / f"student_{s}_all_int8"
+        Exporter("student-small", size=size, calib_images=32, verify_images=2, progress=False, all_int8=True,
+                 log=lambda *_: None).export(["tflite"], ["int8"], d8)
+        speed[("student-small", s)] = model_speed(
+            {"fp32": d / "student-small_full_fp32.tflite", "int8": d / "student-small_full_int8.tflite",
+             "int8_all": d8 / "student-small_full_int8.tflite"}, a.threads, max(5, a.runs * {"256": 10, "512": 4}.get(s, 1)))
+        for f in sorted(d.glob("*.tflite")) + sorted(d.glob("*.onnx")) + [d8 / "student-small_full_int8.tflite"]:
             rows.append(dict(measure_isolated("file", str(f), size, a.threads, a.runs, 2), model="student-small",
-                             size_name=s))
+                             size_name=s, file=f"{f.parent.name}/{f.name}"))
         rows.append(dict(measure_isolated("torch", "student-small", size, a.threads, max(2, a.runs // 3), 1),
                          model="student-small", size_name=s))
-        acc[("student-small", s)] = accuracy(sorted(d.glob("*int8.*")), "student-small", size)
+        acc[("student-small", s)] = accuracy(sorted(d.glob("*int8.*")) + [d8 / "student-small_full_int8.tflite"],
+                                             "student-small", size)
         print(f"  student done at {s}")
-    summary = summarize(rows, acc)
+    summary = summarize(rows, acc, speed)
     if "bilateral" in models:
         summary["bilateral_1080p_end_to_end"] = end_to_end_vs_numpy(bil / "bilateral_grid_int8.tflite", a.threads)
     write_json(a.out / a.json_name, {"threads": a.threads, "numpy_1080p_pass_ms": floor, "rows": rows,
@@ -177,41 +209,65 @@ def main() -> int:
     return 0
 
 
-def _p50(rows, model, size, file_part):
+def _row(rows, model, size, file):
     for r in rows:
-        if r.get("model") == model and r.get("size_name") == size and file_part in r.get("file", "") and "latency_ms" in r:
+        if r.get("model") == model and r.get("size_name") == size and r.get("file") == file and "latency_ms" in r:
             return r
     return None
 
 
-def summarize(rows, acc):
+MIN_PSNR = {"bilateral": 38.0, "student-small": 32.0}  # the issue's targets for PSNR(int8, float)
+
+
+def summarize(rows, acc, speed):
+    """Per model and size: int8 vs fp32 TFLite (model alone and end to end), file ratio, accuracy over
+    the bench photos, and whether each target is met."""
     out = {}
     for model in ("bilateral", "student-small"):
-        prefix = "bilateral_grid" if model == "bilateral" else "student-small_full"
         for s in SIZES:
-            f32, i8 = _p50(rows, model, s, f"{prefix}_fp32.tflite"), _p50(rows, model, s, f"{prefix}_int8.tflite")
-            if f32 and i8:
-                out[f"{model}@{s}"] = {
-                    "tflite_int8_speedup": f32["latency_ms"]["p50"] / i8["latency_ms"]["p50"],
-                    "tflite_int8_file_ratio": i8["file_size_bytes"] / f32["file_size_bytes"],
-                    "tflite_int8_psnr_vs_float": i8.get("psnr_vs_float"),
-                    **({"int8_psnr_vs_float_over_bench_photos": acc[(model, s)]} if (model, s) in acc else {}),
-                    "network_only_speedup": (f32["parts_ms"]["network"] / i8["parts_ms"]["network"]
-                                             if f32.get("parts_ms") and i8.get("parts_ms") else None),
-                }
+            d = "bilateral_grid" if model == "bilateral" else f"student_{s}"
+            stem = "bilateral_grid" if model == "bilateral" else "student-small_full"
+            f32, i8 = _row(rows, model, s, f"{d}/{stem}_fp32.tflite"), _row(rows, model, s, f"{d}/{stem}_int8.tflite")
+            ms = speed.get("bilateral") if model == "bilateral" else speed.get((model, s))
+            if not (f32 and i8 and ms):
+                continue
+            bench = acc.get((model, s), {}).get(f"{d}/{stem}_int8.tflite")
+            e = {"model_ms_invoke": ms, "model_int8_speedup": ms["fp32"] / ms["int8"],
+                 "end_to_end_ms": {"fp32": f32["latency_ms"]["p50"], "int8": i8["latency_ms"]["p50"]},
+                 "end_to_end_int8_speedup": f32["latency_ms"]["p50"] / i8["latency_ms"]["p50"],
+                 "tflite_int8_file_ratio": i8["file_size_bytes"] / f32["file_size_bytes"],
+                 "int8_psnr_vs_float_over_bench_photos": acc.get((model, s))}
+            if "int8_all" in ms:
+                e["model_all_int8_speedup"] = ms["fp32"] / ms["int8_all"]
+            e["targets_met"] = {"int8_2x_faster_model": e["model_int8_speedup"] >= 2.0,
+                                "int8_file_at_most_30pct": e["tflite_int8_file_ratio"] <= 0.30,
+                                f"psnr_worst_at_least_{MIN_PSNR[model]:.0f}dB":
+                                    None if bench is None else bench["min"] >= MIN_PSNR[model]}
+            out[f"{model}@{s}"] = e
     return out
 
 
 def print_tables(rows, summary):
-    print(f"\n{'model':<14}{'size':<7}{'file':<36}{'p50 ms':>10}{'KB':>8}{'dB vs fp':>10}")
+    print(f"\n{'model':<14}{'size':<7}{'file':<56}{'p50 ms':>10}{'KB':>8}{'dB vs fp':>10}")
     for r in rows:
         if "error" in r:
-            print(f"{r.get('model', ''):<14}{r.get('size_name', ''):<7}{r['file'][:35]:<36}  failed: {r['error']}")
+            print(f"{r.get('model', ''):<14}{r.get('size_name', ''):<7}{r['file'][:55]:<56}  failed: {r['error']}")
             continue
         kb = (r.get("file_size_bytes") or 0) / 1024
         ps = r.get("psnr_vs_float")
-        print(f"{r['model']:<14}{r['size_name']:<7}{r['file'][:35]:<36}{r['latency_ms']['p50']:>10.2f}"
+        print(f"{r['model']:<14}{r['size_name']:<7}{r['file'][:55]:<56}{r['latency_ms']['p50']:>10.2f}"
               f"{kb:>8.0f}{'-' if ps is None else f'{ps:.2f}':>10}")
+    print("\nint8 vs fp32 TFLite (model: invoke() medians, interleaved; e2e: the isolated rows above)")
+    print(f"{'model@size':<22}{'model x':>9}{'all-int8 x':>11}{'e2e x':>8}{'file':>7}{'worst dB':>10}  targets met")
+    for k, e in summary.items():
+        if "model_int8_speedup" not in e:
+            continue
+        acc = e.get("int8_psnr_vs_float_over_bench_photos") or {}
+        worst = min((v["min"] for f, v in acc.items() if f.endswith("int8.tflite") and "all_int8" not in f), default=None)
+        allx = e.get("model_all_int8_speedup")
+        print(f"{k:<22}{e['model_int8_speedup']:>9.2f}{'-' if allx is None else f'{allx:.2f}':>11}"
+              f"{e['end_to_end_int8_speedup']:>8.2f}{e['tflite_int8_file_ratio']:>7.3f}"
+              f"{'-' if worst is None else f'{worst:.1f}':>10}  {e['targets_met']}")
     print("\nsummary:")
     print(json.dumps(summary, indent=2))
 
