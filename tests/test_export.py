@@ -361,3 +361,49 @@ def test_qat_all_int8_fake_quantizes_the_float_layers_too():
     prepared = prepare_qat_fx(net, _qconfig_mapping(net, all_int8=True), (torch.rand(1, 3, 32, 32),))
     qat_names = {n for n, mod in prepared.named_modules() if hasattr(mod, "weight_fake_quant")}
     assert any(n.startswith("global_") for n in qat_names) and any(n.startswith("out") for n in qat_names)
+
+
+def test_range_equalization_keeps_the_function_and_evens_channel_ranges():
+    from edgeenhance.quantize.equalize import channel_max, equalize
+
+    m = tiny_student()
+    with torch.no_grad():  # uneven channel ranges, as trained nets have
+        for conv in (m.stem[0], m.up1[0]):  # the two producers of the skip sum
+            conv.weight.mul_(torch.tensor([0.02, 0.2, 1.0, 2.0]).view(-1, 1, 1, 1))
+            conv.bias.mul_(torch.tensor([0.02, 0.2, 1.0, 2.0]))
+    batches = [np.random.default_rng(i).random((1, 3, 32, 32), dtype=np.float32) for i in range(4)]
+    eq = equalize(m, StudentGenerator.int8_equalize, batches)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(m(x), eq(x), atol=1e-5)
+
+    def spread(model):
+        mx = torch.maximum(channel_max(model, batches, "stem.1"), channel_max(model, batches, "up1.1"))
+        mx = mx[mx > 1e-6]
+        return float(mx.max() / mx.min())
+
+    before, after = spread(m), spread(eq)
+    assert before > 100 and after <= before / 16 * 1.01  # scaled up to the widest channel, at most 16x
+
+
+def test_range_equalization_leaves_saturated_and_dead_channels_alone():
+    from edgeenhance.quantize.equalize import equalization_scales
+
+    s = equalization_scales(torch.tensor([6.0, 1.0, 0.5, 0.0, 0.01]), max_scale=16.0)
+    assert s.tolist() == [1.0, 1.0, 2.0, 1.0, 16.0]  # ReLU6 ceiling reached: 1; dead: 1; capped at 16
+
+
+@pytest.mark.slow
+def test_shipped_student_all_int8_holds_on_a_clipped_photo(tmp_path):
+    """Regression: all-int8 without range equalization fell to 30.1 dB on this photo."""
+    from edgeenhance.evaluate import enhance_array
+    from edgeenhance.metrics import psnr
+    from edgeenhance.runtime.bench import test_image
+
+    ex = Exporter("student-small", size=(256, 256), calib_images=32, verify_images=1, all_int8=True, progress=False,
+                  log=lambda *_: None)
+    manifest = ex.export(["tflite"], ["int8"], tmp_path)
+    assert manifest["extras"]["int8_equalization"]["groups"][0]["consumers"] == ["down1.0", "fuse0.0"]
+    img = test_image((256, 256), exposure="over")
+    out = open_engine(tmp_path / "student-small_full_int8.tflite", 2).run(img.transpose(2, 0, 1)[None].copy())
+    assert psnr(out[0].transpose(1, 2, 0), enhance_array(ex.model, img)) >= 32.0

@@ -58,7 +58,8 @@ class Exporter:
     @property
     def module(self) -> torch.nn.Module:
         """The graph to export. For the grid form, its output channels are range-normalized on the
-        calibration images (see ``normalized_grid_net``) and the manifest records how to undo it."""
+        calibration images (see ``normalized_grid_net``) and the manifest records how to undo it.
+        Models that declare ``int8_equalize`` groups are range-equalized (``quantize/equalize.py``)."""
         if self._module is None:
             if self.form.output == "grid":
                 from edgeenhance.models.bilateral import grid_normalization, normalized_grid_net
@@ -70,6 +71,16 @@ class Exporter:
                 self.extras["grid_normalization"] = "grid = output / grid_scale + grid_offset (per channel)"
             else:
                 self._module = self.form.module
+            groups = getattr(self._module, "int8_equalize", ())
+            if groups:
+                from edgeenhance.quantize.equalize import equalize
+
+                self._module = equalize(self._module, groups, self.calibration_batches())
+                self.extras["int8_equalization"] = {
+                    "groups": [{"producers": [conv for conv, _ in prods], "consumers": list(cons)}
+                               for prods, cons in groups],
+                    "meaning": "channel ranges equalized across these conv pairs before export (same float "
+                               "function; each file is still verified against the original model)"}
         return self._module
 
     @property

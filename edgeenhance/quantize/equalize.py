@@ -1,0 +1,68 @@
+"""Cross-layer range equalization before int8 quantization (after Nagel et al. 2019, "Data-Free
+Quantization Through Weight Equalization and Bias Correction").
+
+An activation tensor gets one int8 scale, set by its widest channel: a channel with a tenth of that
+range gets a tenth of the levels. Where a channel is produced by convolutions followed by ReLU or
+ReLU6 and read only by convolutions, multiplying the producers' output channel c by s_c and
+dividing the consumers' input channel c by s_c leaves the float model's function unchanged (ReLU
+commutes with positive scaling; ReLU6 does too while the channel stays under 6: channels that reach
+the ceiling on the calibration images keep s_c = 1, and the others are scaled up to the widest
+unsaturated channel, at most ``max_scale`` times). Depthwise consumers take the division in their
+own per-channel weights, so no weight loses precision.
+
+A model declares its groups as ``int8_equalize``: ``((producer_conv, its_activation), ...),
+(consumer_conv, ...)`` by module name. Exporters verify the result against the original model.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+RELU6_CEILING = 6.0
+
+
+def channel_max(model: nn.Module, batches, module_name: str) -> torch.Tensor:
+    """Per-channel maximum of a module's output over calibration batches (NCHW arrays)."""
+    seen = []
+    hook = model.get_submodule(module_name).register_forward_hook(
+        lambda _m, _i, out: seen.append(out.detach().amax(dim=(0, 2, 3))))
+    try:
+        with torch.no_grad():
+            for b in batches:
+                model(torch.as_tensor(np.asarray(b, np.float32)))
+    finally:
+        hook.remove()
+    return torch.stack(seen).amax(0)
+
+
+def equalization_scales(maxima: torch.Tensor, max_scale: float = 16.0) -> torch.Tensor:
+    """s_c bringing each unsaturated channel up to the widest unsaturated one (capped); 1 elsewhere."""
+    free = (maxima > 1e-6) & (maxima < RELU6_CEILING * 0.98)
+    if not free.any():
+        return torch.ones_like(maxima)
+    target = maxima[free].max()
+    return torch.where(free, (target / maxima.clamp(min=1e-12)).clamp(max=max_scale), torch.ones_like(maxima))
+
+
+def equalize(model: nn.Module, groups, batches, max_scale: float = 16.0) -> nn.Module:
+    """A copy of ``model`` with each group's channels range-equalized on ``batches``."""
+    m = copy.deepcopy(model).eval()
+    for producers, consumers in groups:
+        maxima = torch.stack([channel_max(m, batches, act) for _, act in producers]).amax(0)
+        s = equalization_scales(maxima, max_scale)
+        with torch.no_grad():
+            for conv, _ in producers:
+                c = m.get_submodule(conv)
+                c.weight.mul_(s.view(-1, 1, 1, 1))
+                c.bias.mul_(s)
+            for name in consumers:
+                c = m.get_submodule(name)
+                if c.groups == c.in_channels and c.groups > 1:  # depthwise: channel c is weight row c
+                    c.weight.div_(s.view(-1, 1, 1, 1))
+                else:
+                    c.weight.div_(s.view(1, -1, 1, 1))
+    return m
