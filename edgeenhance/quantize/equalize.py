@@ -25,18 +25,25 @@ from torch import nn
 RELU6_CEILING = 6.0
 
 
-def channel_max(model: nn.Module, batches, module_name: str) -> torch.Tensor:
-    """Per-channel maximum of a module's output over calibration batches (NCHW arrays)."""
-    seen = []
-    hook = model.get_submodule(module_name).register_forward_hook(
-        lambda _m, _i, out: seen.append(out.detach().amax(dim=(0, 2, 3))))
+def channel_max(model: nn.Module, batches, module_names) -> dict[str, torch.Tensor]:
+    """Per-channel maximum of each named module's output over calibration batches (NCHW), one pass."""
+    seen: dict[str, torch.Tensor] = {}
+
+    def hook(name):
+        def record(_m, _i, out):
+            mx = out.detach().amax(dim=(0, 2, 3))
+            seen[name] = mx if name not in seen else torch.maximum(seen[name], mx)
+        return record
+
+    hooks = [model.get_submodule(n).register_forward_hook(hook(n)) for n in module_names]
     try:
         with torch.no_grad():
             for b in batches:
                 model(torch.as_tensor(np.asarray(b, np.float32)))
     finally:
-        hook.remove()
-    return torch.stack(seen).amax(0)
+        for h in hooks:
+            h.remove()
+    return seen
 
 
 def equalization_scales(maxima: torch.Tensor, max_scale: float = 16.0) -> torch.Tensor:
@@ -51,8 +58,11 @@ def equalization_scales(maxima: torch.Tensor, max_scale: float = 16.0) -> torch.
 def equalize(model: nn.Module, groups, batches, max_scale: float = 16.0) -> nn.Module:
     """A copy of ``model`` with each group's channels range-equalized on ``batches``."""
     m = copy.deepcopy(model).eval()
+    # One calibration pass on the original model serves every group: equalizing a group changes
+    # only that group's own tensors (its consumers undo the scaling), never another group's.
+    seen = channel_max(m, batches, sorted({act for producers, _ in groups for _, act in producers}))
     for producers, consumers in groups:
-        maxima = torch.stack([channel_max(m, batches, act) for _, act in producers]).amax(0)
+        maxima = torch.stack([seen[act] for _, act in producers]).amax(0)
         s = equalization_scales(maxima, max_scale)
         with torch.no_grad():
             for conv, _ in producers:
