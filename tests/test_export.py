@@ -392,6 +392,8 @@ def test_range_equalization_leaves_saturated_and_dead_channels_alone():
 
     s = equalization_scales(torch.tensor([6.0, 1.0, 0.5, 0.0, 0.01]), max_scale=16.0)
     assert s.tolist() == [1.0, 1.0, 2.0, 1.0, 16.0]  # ReLU6 ceiling reached: 1; dead: 1; capped at 16
+    s = equalization_scales(torch.tensor([4.0, 1.0, 0.5]))  # widest channel above 6 / HEADROOM = 2
+    assert s.tolist() == [0.5, 2.0, 4.0]  # all brought to 2: 3x under the ceiling
 
 
 @pytest.mark.slow

@@ -4,11 +4,14 @@ Quantization Through Weight Equalization and Bias Correction").
 An activation tensor gets one int8 scale, set by its widest channel: a channel with a tenth of that
 range gets a tenth of the levels. Where a channel is produced by convolutions followed by ReLU or
 ReLU6 and read only by convolutions, multiplying the producers' output channel c by s_c and
-dividing the consumers' input channel c by s_c leaves the float model's function unchanged (ReLU
-commutes with positive scaling; ReLU6 does too while the channel stays under 6: channels that reach
-the ceiling on the calibration images keep s_c = 1, and the others are scaled up to the widest
-unsaturated channel, at most ``max_scale`` times). Depthwise consumers take the division in their
-own per-channel weights, so no weight loses precision.
+dividing the consumers' input channel c by s_c leaves the float model's function unchanged. ReLU
+commutes with any positive scaling. ReLU6 commutes while the scaled channel stays under 6: channels
+that reach the ceiling on the calibration images keep s_c = 1, and the others are scaled to one
+common calibration maximum of at most 2 (``HEADROOM``: a photo would have to drive a channel 3x past
+its calibration maximum before the scaled model clips where the original does not; wider channels
+are scaled down, which only adds headroom). Scale-ups are capped at ``max_scale``. Exporters verify
+every file against the original model. Depthwise consumers take the division in their own
+per-channel weights, so no weight loses precision.
 
 A model declares its groups as ``int8_equalize``: ``((producer_conv, its_activation), ...),
 (consumer_conv, ...)`` by module name. Exporters verify the result against the original model.
@@ -23,6 +26,7 @@ import torch
 from torch import nn
 
 RELU6_CEILING = 6.0
+HEADROOM = 3.0  # equalized channels stay this many times under the ReLU6 ceiling on calibration data
 
 
 def channel_max(model: nn.Module, batches, module_names) -> dict[str, torch.Tensor]:
@@ -47,11 +51,12 @@ def channel_max(model: nn.Module, batches, module_names) -> dict[str, torch.Tens
 
 
 def equalization_scales(maxima: torch.Tensor, max_scale: float = 16.0) -> torch.Tensor:
-    """s_c bringing each unsaturated channel up to the widest unsaturated one (capped); 1 elsewhere."""
+    """s_c giving every unsaturated channel one common maximum: the widest one's, at most
+    6 / HEADROOM; scale-ups capped at ``max_scale``. Saturated and dead channels keep 1."""
     free = (maxima > 1e-6) & (maxima < RELU6_CEILING * 0.98)
     if not free.any():
         return torch.ones_like(maxima)
-    target = maxima[free].max()
+    target = torch.clamp(maxima[free].max(), max=RELU6_CEILING / HEADROOM)
     return torch.where(free, (target / maxima.clamp(min=1e-12)).clamp(max=max_scale), torch.ones_like(maxima))
 
 

@@ -3,8 +3,9 @@
 PyTorch FX graph-mode QAT inserts fake quantization where an int8 runtime rounds: every weight
 (per output channel, symmetric, as TFLite/XNNPACK) and every activation after fused conv+ReLU,
 additions and the input (per tensor, asymmetric int8). Layers a model keeps in float for int8
-(``int8_float_modules``) stay float here too, unless ``all_int8`` asks for a fully integer graph. The model is fine-tuned to reproduce the original
-float model's output; the tuned float weights are then exported and post-training quantized.
+(``int8_float_modules``) stay float here too, unless ``all_int8`` asks for a fully integer graph.
+The model is fine-tuned to reproduce the original float model's output; the tuned float weights are
+then exported and post-training quantized.
 """
 
 from __future__ import annotations
