@@ -2,10 +2,14 @@
 """Speed, size and accuracy targets of the shipped models, measured side by side in one run.
 
 Prints tables and writes benchmarks/results/results.json. Usage:
-    python benchmarks/run_all.py [--threads 2] [--runs 10] [--sizes 256,512,1080p,12mp] [--quick]
+    python benchmarks/run_all.py [--threads 2] [--runs 10] [--sizes 256,512,1080p,12mp] [--models ...]
 
-PSNR(int8, float) is reported on the timing photo (rows) and, in the summary, as mean and worst
-over eight bench photos (seeds 4,000,000-4,000,007) per size.
+Each file is timed end to end in a fresh process (the rows). The int8/fp32 model speed-up is
+measured as TFLite's benchmark_model does, invoke() alone, the fp32, int8 and --all-int8 files
+interleaved run by run (medians): the grid network is under a millisecond, where end-to-end times
+are ruled by the slicing pass and by machine noise. PSNR(int8, float) is reported on the timing photo
+(rows) and, in the summary, as mean and worst over eight bench photos (seeds 4,000,000-4,000,007)
+per size. The summary says which targets each model meets.
 
 Targets (issue: export, int8 quantization and the runtime harness):
 - int8 TFLite >= 2x faster than fp32 TFLite, file <= 30% of fp32, PSNR(int8, float) >= 38 dB
