@@ -103,7 +103,7 @@ def model_speed(files: dict[str, Path], threads: int, runs: int) -> dict:
 
     engines = {k: LiteRTEngine(f, threads) for k, f in files.items()}
     for e in engines.values():
-        x = np.random.default_rng(0).random(e.input_shape, dtype=np.float32)
+        x = np.random.default_rng(0).random(tuple(e.inp["shape"]), dtype=np.float32)  # the file's own layout
         e.it.set_tensor(e.inp["index"], quantize(x, e.inp))
         for _ in range(3):
             e.it.invoke()

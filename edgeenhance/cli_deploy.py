@@ -34,6 +34,10 @@ def _export_options(p, parse_size, positive):
     p.add_argument("--all-int8", action="store_true",
                    help="every layer computes in int8, also those the model keeps in float for accuracy\n"
                         "(for NPUs/DSPs that run only integer graphs; faster on CPUs, less accurate)")
+    p.add_argument("--layout", choices=["nhwc", "nchw"], default="nhwc",
+                   help="TFLite tensor layout (default nhwc: channel-last, as Android bitmaps, camera\n"
+                        "buffers and TFLite image models use; nchw keeps PyTorch's order). ONNX and\n"
+                        "CoreML files are NCHW. manifest.json records the layout of every file")
     p.add_argument("--threads", type=positive, default=2)
     p.add_argument("-o", "--out", type=Path, required=True)
     p.add_argument("--quiet", action="store_true")
@@ -103,7 +107,7 @@ def _exporter(a, model, reference=None):
     return Exporter(model, form=a.form, size=a.size, dynamic=a.dynamic, calib=a.calib, calib_images=a.calib_images,
                     verify_images=a.verify_images, min_psnr=a.min_psnr, threads=a.threads, io_dtype=a.io,
                     activations=a.activations, onnx_quantizer=a.onnx_quantizer, all_int8=a.all_int8,
-                    progress=not a.quiet, reference=reference)
+                    layout=a.layout, progress=not a.quiet, reference=reference)
 
 
 def _precisions(a):

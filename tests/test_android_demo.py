@@ -31,7 +31,9 @@ def test_copy_models_and_fields_the_app_reads(tmp_path, monkeypatch):
     assert len(g["w2"][0]) == len(g["b1"]) == len(g["w1"])
     e = m["files"][0]
     assert len(e["input"]["shape"]) == 4 and len(e["output"]["shape"]) == 4
-    assert e["output"]["shape"][1] == 12 * g["bins"] == len(g["grid_scale"])
+    channels = 3 if e["output"]["layout"] == "NHWC" else 1  # Enhancer.kt picks the axis by layout
+    assert e["input"]["layout"] == e["output"]["layout"] == "NHWC"  # the export default
+    assert e["output"]["shape"][channels] == 12 * g["bins"] == len(g["grid_scale"])
 
 
 def test_copy_models_refuses_a_non_grid_export(tmp_path):

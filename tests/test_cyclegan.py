@@ -75,7 +75,8 @@ def test_teacher_and_student_sizes():
 
 
 ALLOWED = {nn.Conv2d, nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Sequential}
-ALLOWED_FUNCS = {"add", "interpolate", "clamp", "getitem", "features", "getattr"}
+ALLOWED_FUNCS = {"add", "interpolate", "clamp", "getitem", "features", "getattr",
+                 "permute", "cat", "unflatten", "flatten"}  # upsample2x: concatenate + reshape
 
 
 @pytest.mark.parametrize("size", list(SIZES))
@@ -91,6 +92,15 @@ def test_student_uses_only_phone_friendly_ops(size):
             if name == "interpolate":
                 assert node.kwargs.get("mode") in ("nearest", "bilinear")
     assert not any(isinstance(m, (nn.InstanceNorm2d, nn.BatchNorm2d)) for m in student(size).modules())
+
+
+def test_upsample2x_is_nearest_neighbour():
+    import torch.nn.functional as F
+
+    from edgeenhance.models.student import upsample2x
+
+    x = torch.rand(2, 5, 7, 9)
+    assert torch.equal(upsample2x(x), F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 def test_distillation_lowers_student_teacher_gap(tmp_path):

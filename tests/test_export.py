@@ -60,9 +60,12 @@ def test_manifest_contents(grid_export):
     guide = on_disk["extras"]["guide"]
     assert len(guide["grid_scale"]) == 12 * 4 and guide["bins"] == 4
     tfl = next(e for e in on_disk["files"] if e["target"] == "tflite" and e["precision"] == "int8")
-    assert tfl["input"]["shape"] == [1, 3, 32, 32] and tfl["input"]["layout"] == "NCHW"
+    # TFLite files are channel-last by default; ONNX keeps PyTorch's NCHW
+    assert tfl["input"]["shape"] == [1, 32, 32, 3] and tfl["input"]["layout"] == "NHWC"
     assert tfl["input"]["range"] == [0.0, 1.0]
-    assert tfl["output"]["shape"] == [1, 48, 8, 8]
+    assert tfl["output"]["shape"] == [1, 8, 8, 48] and tfl["output"]["layout"] == "NHWC"
+    onx = next(e for e in on_disk["files"] if e["target"] == "onnx" and e["precision"] == "fp32")
+    assert onx["input"]["shape"] == [1, 3, 32, 32] and onx["input"]["layout"] == "NCHW"
 
 
 def test_coreml_w8a8_quantizes_activations(grid_export):
@@ -317,6 +320,55 @@ def test_tflite_files_are_stripped_of_scope_names_only(grid_export):
         model = schema.Model.GetRootAs(buf, 0)
         data = [model.Buffers(i) for i in range(model.BuffersLength()) if model.Buffers(i).DataLength()]
         assert data and all(b._tab.Vector(4) % 16 == 0 for b in data)
+
+
+def test_tflite_layouts_give_the_same_results(tmp_path):
+    """--layout nhwc (default) and nchw: same numbers through the engine, the manifest says which,
+    and the channel-last graph has no TRANSPOSE ops at its ends (why it is the default)."""
+    torch.manual_seed(0)
+    model = tiny_student()
+    outs = {}
+    for layout in ("nhwc", "nchw"):
+        ex = Exporter(model, size=(32, 32), calib_images=4, verify_images=1, layout=layout, progress=False,
+                      log=lambda *_: None)
+        m = ex.export(["tflite"], ["fp32", "int8"], tmp_path / layout)
+        for e in m["files"]:
+            assert e["input"]["layout"] == e["output"]["layout"] == layout.upper()
+            assert e["input"]["shape"] == ([1, 32, 32, 3] if layout == "nhwc" else [1, 3, 32, 32])
+        ops = [name for name, _ in _tflite_ops(tmp_path / layout / "tinystu_full_fp32.tflite")]
+        assert ("TRANSPOSE" in ops) == (layout == "nchw")
+        x = np.random.default_rng(1).random((1, 3, 32, 32), dtype=np.float32)
+        eng = open_engine(tmp_path / layout / "tinystu_full_fp32.tflite")
+        assert eng.input_shape == (1, 3, 32, 32) and eng.output_kind == "image"
+        outs[layout] = eng.run(x)
+        assert np.allclose(eng.run_hwc(x[0].transpose(1, 2, 0)), outs[layout][0].transpose(1, 2, 0))
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    assert np.abs(outs["nhwc"] - ref).max() < 1e-4 and np.abs(outs["nchw"] - ref).max() < 1e-4
+    with pytest.raises(UserError, match="layout"):
+        Exporter(model, size=(32, 32), layout="chw")
+
+
+def test_strip_names_shares_equal_vectors(tmp_path):
+    """Per-channel zero points (all zeros, one int64 per channel per tensor) are written once per
+    length, not once per tensor; the model still loads and runs."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    ex = Exporter(tiny_student(), size=(32, 32), calib_images=4, verify_images=1, progress=False,
+                  log=lambda *_: None)
+    ex.export(["tflite"], ["int8"], tmp_path)
+    buf = (tmp_path / "tinystu_full_int8.tflite").read_bytes()
+    sg = schema.Model.GetRootAs(buf, 0).Subgraphs(0)
+    where = {}  # zero-point vector length -> positions of those vectors in the file
+    for i in range(sg.TensorsLength()):
+        q = sg.Tensors(i).Quantization()
+        if q is not None and q.ZeroPointLength() > 1:
+            where.setdefault(q.ZeroPointLength(), set()).add(q._tab.Vector(q._tab.Offset(10)))
+    per_channel = sum(1 for i in range(sg.TensorsLength()) if sg.Tensors(i).Quantization() is not None
+                      and sg.Tensors(i).Quantization().ZeroPointLength() > 1)
+    assert per_channel > len(where) and all(len(p) == 1 for p in where.values())
+    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    assert np.isfinite(open_engine(tmp_path / "tinystu_full_int8.tflite").run(x)).all()
 
 
 def test_strip_names_keeps_outputs_bit_identical(tmp_path):

@@ -27,12 +27,15 @@ def tool_versions() -> dict:
 def io_spec_tflite(path: Path) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
+    from edgeenhance.runtime.engines import tflite_layout
+
     it = Interpreter(str(path))
+    layout = tflite_layout(it.get_input_details()[0]["shape"])
     spec = {}
     for key, d in (("input", it.get_input_details()[0]), ("output", it.get_output_details()[0])):
         scale, zp = d["quantization"]
         spec[key] = {"name": d["name"], "shape": [int(s) for s in d["shape"]], "dtype": str(d["dtype"].__name__),
-                     "layout": "NCHW"}
+                     "layout": layout}
         if scale:
             spec[key]["quantization"] = {"scale": float(scale), "zero_point": int(zp),
                                          "real_value": "scale * (q - zero_point)"}

@@ -41,8 +41,10 @@ def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(
             rp.add_quantization_config(regex=".*", operation_name=op, op_config=qtyping.OpQuantizationConfig(),
                                        algorithm_key=AlgorithmName.NO_QUANTIZE)
         if float_modules:  # the op writing a float output after float layers: no extra int8 rounding
-            for name in output_names:
+            for name in output_names:  # (its weights, if it has any, still stored as int8)
                 keep_float("^" + re.escape(name) + ";$")
+                rp.add_weight_only_config(regex=f"(?:^{re.escape(name)};$)", operation_name=ops.ALL_SUPPORTED,
+                                          num_bits=8, algorithm_key=AlgorithmName.MIN_MAX_UNIFORM_QUANT)
     scope = float_scope_regex(float_modules)
     if scope:
         keep_float(scope)  # float compute for ops without weights (mean, add) ...

@@ -175,7 +175,7 @@ def emulate_arm64(model_path: Path, images: Path | None = None, n: int = 2, kern
     from edgeenhance.export.manifest import find_entry
     from edgeenhance.metrics import max_abs_error, psnr
     from edgeenhance.models.registry import load_model
-    from edgeenhance.runtime.engines import LiteRTEngine, dequantize, quantize
+    from edgeenhance.runtime.engines import LiteRTEngine
 
     model_path = Path(model_path)
     if model_path.suffix != ".tflite":
@@ -189,11 +189,11 @@ def emulate_arm64(model_path: Path, images: Path | None = None, n: int = 2, kern
         except UserError:
             model = None
     x = _inputs(engine, images, n, model)
-    raw = np.stack([quantize(xi[None], engine.inp)[0] for xi in x])
+    raw = np.stack([engine.encode(xi[None])[0] for xi in x])  # the file's own layout and dtype
     arm_raw, info = run_arm64(model_path, raw, kernels, cache)
     x86_raw = np.stack([_raw_run(engine, r) for r in raw])
-    arm = dequantize(arm_raw, engine.out)
-    x86 = dequantize(x86_raw, engine.out)
+    arm = engine.decode(arm_raw)
+    x86 = engine.decode(x86_raw)
     res = {"model": model_path.name, "kernels": kernels, "images": len(x), "arm": info,
            "input_shape": list(engine.input_shape), "output_dtype": str(np.dtype(engine.out["dtype"])),
            "bit_identical": bool(np.array_equal(arm_raw, x86_raw)),
@@ -209,9 +209,10 @@ def emulate_arm64(model_path: Path, images: Path | None = None, n: int = 2, kern
                    max_abs_error_arm_vs_float=max_abs_error(arm, ref))
     elif model is not None:  # grid form: compare the sliced images
         from edgeenhance.evaluate import enhance_array
+        from edgeenhance.runtime.engines import Engine
         from edgeenhance.runtime.pipeline import GridPipeline
 
-        class _Fixed:
+        class _Fixed(Engine):
             def __init__(self, out):
                 self.out, self.input_shape, self.output_kind = out, engine.input_shape, "grid"
 

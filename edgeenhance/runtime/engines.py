@@ -1,6 +1,8 @@
 """One engine interface for every runtime: NCHW float32 images in [0, 1] in, the same out.
 
-Quantized (int8/uint8) inputs and outputs are handled inside the engine.
+Quantized (int8/uint8) inputs and outputs and channel-last (NHWC) files are handled inside the
+engine; ``run_hwc`` takes one (H, W, 3) photo and skips the layout round trip where the file is
+channel-last.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ class Engine:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def run_hwc(self, img: np.ndarray) -> np.ndarray:
+        """One (H, W, 3) image -> (H', W', C) output (a view may be returned)."""
+        return self.run(np.ascontiguousarray(img.transpose(2, 0, 1))[None])[0].transpose(1, 2, 0)
 
     def check_input(self, x: np.ndarray) -> None:
         if x.ndim != 4 or x.shape[1] != 3:
@@ -148,18 +154,44 @@ class LiteRTEngine(Engine):
                 raise UserError(f"{path}: LiteRT cannot load this model ({str(e2).splitlines()[0][:200]})") from None
             self.runtime += " (built-in kernels: XNNPACK refused this graph)"
         self.inp, self.out = self.it.get_input_details()[0], self.it.get_output_details()[0]
-        self.input_shape = tuple(int(s) for s in self.inp["shape"])
-        self.output_kind = "image" if self.out["shape"][1] == 3 else "grid"
+        self.layout = tflite_layout(self.inp["shape"])
+        shape, out_shape = [int(s) for s in self.inp["shape"]], [int(s) for s in self.out["shape"]]
+        self.channels_last = self.layout == "NHWC"
+        self.input_shape = (shape[0], shape[3], shape[1], shape[2]) if self.channels_last else tuple(shape)
+        self.output_kind = "image" if out_shape[3 if self.channels_last else 1] == 3 else "grid"
         self.io_dtype = np.dtype(self.inp["dtype"]).name
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """(1, 3, H, W) float image -> the file's input tensor (layout, dtype)."""
+        return quantize(x.transpose(0, 2, 3, 1) if self.channels_last else x, self.inp)
+
+    def decode(self, y: np.ndarray) -> np.ndarray:
+        """The file's output tensor -> (N, C, H, W) float32."""
+        y = dequantize(y, self.out)
+        return y.transpose(0, 3, 1, 2) if self.channels_last else y
 
     def run(self, x):
         self.check_input(x)
         outs = []
         for xi in x:  # exported with batch 1
-            self.it.set_tensor(self.inp["index"], quantize(xi[None], self.inp))
+            self.it.set_tensor(self.inp["index"], self.encode(xi[None]))
             self.it.invoke()
-            outs.append(dequantize(self.it.get_tensor(self.out["index"]), self.out))
+            outs.append(self.decode(self.it.get_tensor(self.out["index"])))
         return outs[0] if len(outs) == 1 else np.concatenate(outs)  # no extra full-frame copy for one image
+
+    def run_hwc(self, img):
+        if not self.channels_last:
+            return super().run_hwc(img)
+        self.check_input(img.transpose(2, 0, 1)[None])
+        self.it.set_tensor(self.inp["index"], quantize(img[None], self.inp))
+        self.it.invoke()
+        return dequantize(self.it.get_tensor(self.out["index"]), self.out)[0]
+
+
+def tflite_layout(input_shape) -> str:
+    """'NHWC' for channel-last image inputs (1, H, W, 3), else 'NCHW'."""
+    s = [int(v) for v in input_shape]
+    return "NHWC" if len(s) == 4 and s[3] == 3 and s[1] != 3 else "NCHW"
 
 
 def quantize(x: np.ndarray, detail: dict) -> np.ndarray:

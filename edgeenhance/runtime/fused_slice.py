@@ -103,7 +103,7 @@ def fused_slice(img: np.ndarray, grid: np.ndarray, p: dict) -> np.ndarray:
     gh, gw = grid.shape[1:]
     x0, x1, fx = _axis_taps(gw, w)
     # (gh, W, bins*12): the grid resized along x only; rows and bins are fetched per pixel.
-    tab = _x_table(np.ascontiguousarray(grid.astype(np.float32).transpose(1, 2, 0)), x0, x1, fx)
+    tab = _x_table(np.ascontiguousarray(np.asarray(grid, np.float32).transpose(1, 2, 0)), x0, x1, fx)
     y0, y1, fy = _axis_taps(gh, h)
     out = np.empty((h, w, 3), np.float32)
     _kernel(np.ascontiguousarray(img, np.float32), tab, y0, y1, fy,

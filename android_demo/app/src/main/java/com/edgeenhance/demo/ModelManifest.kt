@@ -23,7 +23,10 @@ data class GuideParams(
 }
 
 data class ModelEntry(val file: String, val target: String, val precision: String, val inputShape: IntArray,
-                      val outputShape: IntArray)
+                      val outputShape: IntArray, val layout: String = "NCHW") {
+    /** True for channel-last (NHWC) tensors, the TFLite export default. */
+    val channelsLast: Boolean get() = layout == "NHWC"
+}
 
 class ModelManifest(json: String) {
     private val root = JSONObject(json)
@@ -34,7 +37,8 @@ class ModelManifest(json: String) {
         (0 until a.length()).map { i ->
             val e = a.getJSONObject(i)
             fun shape(k: String) = e.getJSONObject(k).getJSONArray("shape").let { s -> IntArray(s.length()) { s.optInt(it, -1) } }
-            ModelEntry(e.getString("file"), e.getString("target"), e.getString("precision"), shape("input"), shape("output"))
+            ModelEntry(e.getString("file"), e.getString("target"), e.getString("precision"), shape("input"), shape("output"),
+                e.getJSONObject("input").optString("layout", "NCHW"))
         }
     }
     fun tflite(precision: String): ModelEntry? = files.firstOrNull { it.target == "tflite" && it.precision == precision }
