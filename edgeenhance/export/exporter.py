@@ -42,7 +42,7 @@ class Exporter:
             raise UserError(f"unknown layout '{layout}' (choose nhwc or nchw)")
         # TFLite files take and return channel-last tensors by default: what Android bitmaps, camera
         # buffers and TFLite's own image models use, and no TRANSPOSE ops at the ends of the graph
-        # (they cost the int8 grid network a quarter of its time). ONNX and CoreML stay NCHW.
+        # (the int8 grid network: 0.305 -> 0.251 ms without them). ONNX and CoreML stay NCHW.
         self.layout = layout
         self.progress, self.log = progress, log
         multiple = getattr(self.model, "pad_multiple", 1)
