@@ -300,6 +300,8 @@ def model_info(spec: str, size=(1080, 1920)) -> dict:
                         "meaning": "bilateral grid, channel d*12 + c*4 + j"} if f.output == "grid" else
                        {"shape": [1, 3, *(fixed or ["H", "W"])], "layout": "NCHW", "dtype": "float32", "range": [0, 1]}),
             "size_multiple": m.pad_multiple,
+            # the PyTorch model is NCHW; exported TFLite files default to channel-last
+            "tflite_layout": "NHWC (export --layout nchw keeps NCHW); ONNX and CoreML files are NCHW",
         }
     if spec in ZOO:
         info["fixes"] = ZOO[spec].fixes
@@ -323,4 +325,4 @@ def cmd_info(a):
     for k, v in info.get("macs", {}).items():
         print(f"  MACs at {k}: {human(v)}")
     for name, f in info.get("forms", {}).items():
-        print(f"  form {name}: in {f['input']['shape']} -> out {f['output']['shape']}")
+        print(f"  form {name}: in {f['input']['shape']} -> out {f['output']['shape']} (NCHW; TFLite exports: NHWC)")
