@@ -9,9 +9,8 @@ commutes with any positive scaling. ReLU6 commutes while the scaled channel stay
 that reach the ceiling on the calibration images keep s_c = 1, and the others are scaled to one
 common calibration maximum of at most 2 (``HEADROOM``: a photo would have to drive a channel 3x past
 its calibration maximum before the scaled model clips where the original does not; wider channels
-are scaled down, which only adds headroom). Scale-ups are capped at ``max_scale``. Exporters verify
-every file against the original model. Depthwise consumers take the division in their own
-per-channel weights, so no weight loses precision.
+are scaled down, which only adds headroom). Scale-ups are capped at ``max_scale``. Depthwise
+consumers take the division in their own per-channel weights, so no weight loses precision.
 
 A model declares its groups as ``int8_equalize``: ``((producer_conv, its_activation), ...),
 (consumer_conv, ...)`` by module name. Exporters verify the result against the original model.

@@ -154,9 +154,8 @@ class LiteRTEngine(Engine):
                 raise UserError(f"{path}: LiteRT cannot load this model ({str(e2).splitlines()[0][:200]})") from None
             self.runtime += " (built-in kernels: XNNPACK refused this graph)"
         self.inp, self.out = self.it.get_input_details()[0], self.it.get_output_details()[0]
-        self.layout = tflite_layout(self.inp["shape"])
         shape, out_shape = [int(s) for s in self.inp["shape"]], [int(s) for s in self.out["shape"]]
-        self.channels_last = self.layout == "NHWC"
+        self.channels_last = tflite_layout(shape) == "NHWC"
         self.input_shape = (shape[0], shape[3], shape[1], shape[2]) if self.channels_last else tuple(shape)
         self.output_kind = "image" if out_shape[3 if self.channels_last else 1] == 3 else "grid"
         self.io_dtype = np.dtype(self.inp["dtype"]).name

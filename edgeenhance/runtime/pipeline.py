@@ -29,14 +29,17 @@ class GridPipeline:
 
     def __init__(self, engine: Engine, guide: dict, lowres: int):
         self.engine, self.guide, self.lowres, self.timings = engine, guide, lowres, {}
+        # the export-time channel normalization, undone per frame: grid = out / scale + offset
+        self.grid_scale = np.asarray(guide["grid_scale"], np.float32) if "grid_scale" in guide else None
+        self.grid_offset = np.asarray(guide["grid_offset"], np.float32) if "grid_scale" in guide else None
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
         low = resize_bilinear(img, (self.lowres, self.lowres))
         t1 = time.perf_counter()
         grid = self.engine.run_hwc(low)  # (g, g, C)
-        if "grid_scale" in self.guide:  # undo the export-time channel normalization
-            grid = grid / np.asarray(self.guide["grid_scale"], np.float32) + np.asarray(self.guide["grid_offset"], np.float32)
+        if self.grid_scale is not None:
+            grid = grid / self.grid_scale + self.grid_offset
         grid = grid.transpose(2, 0, 1)  # a view: fused_slice works channel-last again without a copy
         t2 = time.perf_counter()
         out = fused_slice(img, grid, self.guide)
