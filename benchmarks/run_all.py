@@ -5,8 +5,8 @@ Prints tables and writes benchmarks/results/results.json. Usage:
     python benchmarks/run_all.py [--threads 2] [--runs 10] [--sizes 256,512,1080p,12mp] [--models ...]
 
 Each file is timed end to end in a fresh process (the rows). The int8/fp32 model speed-up is
-measured as TFLite's benchmark_model does, invoke() alone, the fp32, int8 and --all-int8 files
-interleaved run by run (medians): the grid network is under a millisecond, where end-to-end times
+measured as TFLite's benchmark_model does, invoke() alone, the fp32 and int8 files (and a variant:
+bilateral --all-int8, student from its float weights) interleaved run by run (medians): the grid network is under a millisecond, where end-to-end times
 are ruled by the slicing pass and by machine noise. PSNR(int8, float) is reported on the timing photo
 (rows) and, in the summary, as mean and worst over eight bench photos (seeds 4,000,000-4,000,007)
 per size. The summary says which targets each model meets.
@@ -116,6 +116,25 @@ def model_speed(files: dict[str, Path], threads: int, runs: int) -> dict:
     return {k: float(np.median(v) * 1000) for k, v in times.items()}
 
 
+def cpu_info() -> dict:
+    """The CPU the numbers were measured on (int8 speed-ups depend on it: VNNI, AVX-512)."""
+    import platform
+
+    info = {"machine": platform.machine(), "cpu": platform.processor() or "unknown", "int8_features": []}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            info["cpu"] = line.split(":", 1)[1].strip()
+        elif line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            info["int8_features"] = sorted(flags & {"avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8"})
+            break
+    return info
+
+
 ACCURACY_SEEDS = range(4_000_000, 4_000_008)  # bench photos: disjoint from training, calibration, verification
 
 
@@ -198,25 +217,26 @@ def main() -> int:
         d = a.out / f"student_{s}"
         Exporter("student-small", size=size, calib_images=32, verify_images=2, progress=False,
                  log=lambda *_: None).export(["tflite", "onnx"], ["fp32", "int8"], d)
-        # --all-int8: also the encoder in int8 (what an NPU needs); verified against float like the rest
-        d8 = a.out / f"student_{s}_all_int8"
-        Exporter("student-small", size=size, calib_images=32, verify_images=2, progress=False, all_int8=True,
-                 log=lambda *_: None).export(["tflite"], ["int8"], d8)
+        # For comparison: plain post-training int8 of the float weights (encoder kept float), what the
+        # exporter gives with --float-weights; the default above starts from the shipped QAT weights.
+        dp = a.out / f"student_{s}_ptq"
+        Exporter("student-small", size=size, calib_images=32, verify_images=2, progress=False, int8_model=None,
+                 log=lambda *_: None).export(["tflite"], ["int8"], dp)
         speed[("student-small", s)] = model_speed(
             {"fp32": d / "student-small_full_fp32.tflite", "int8": d / "student-small_full_int8.tflite",
-             "int8_all": d8 / "student-small_full_int8.tflite"}, a.threads, max(5, a.runs * {"256": 10, "512": 4}.get(s, 1)))
-        for f in sorted(d.glob("*.tflite")) + sorted(d.glob("*.onnx")) + [d8 / "student-small_full_int8.tflite"]:
+             "int8_ptq": dp / "student-small_full_int8.tflite"}, a.threads, max(5, a.runs * {"256": 10, "512": 4}.get(s, 1)))
+        for f in sorted(d.glob("*.tflite")) + sorted(d.glob("*.onnx")) + [dp / "student-small_full_int8.tflite"]:
             rows.append(dict(measure_isolated("file", str(f), size, a.threads, a.runs, 2), model="student-small",
                              size_name=s, file=f"{f.parent.name}/{f.name}"))
         rows.append(dict(measure_isolated("torch", "student-small", size, a.threads, max(2, a.runs // 3), 1),
                          model="student-small", size_name=s))
-        acc[("student-small", s)] = accuracy(sorted(d.glob("*int8.*")) + [d8 / "student-small_full_int8.tflite"],
+        acc[("student-small", s)] = accuracy(sorted(d.glob("*int8.*")) + [dp / "student-small_full_int8.tflite"],
                                              "student-small", size)
         print(f"  student done at {s}")
     summary = summarize(rows, acc, speed)
     if "bilateral" in models:
         summary["bilateral_1080p_end_to_end"] = end_to_end_vs_numpy(bil / "bilateral_grid_int8.tflite", a.threads)
-    write_json(a.out / a.json_name, {"threads": a.threads, "numpy_1080p_pass_ms": floor, "rows": rows,
+    write_json(a.out / a.json_name, {"threads": a.threads, "machine": cpu_info(), "numpy_1080p_pass_ms": floor, "rows": rows,
                                         "summary": summary})
     print_tables(rows, summary)
     return 0
@@ -252,6 +272,8 @@ def summarize(rows, acc, speed):
                  "int8_psnr_vs_float_over_bench_photos": acc.get((model, s))}
             if "int8_all" in ms:
                 e["model_all_int8_speedup"] = ms["fp32"] / ms["int8_all"]
+            if "int8_ptq" in ms:
+                e["model_float_weights_ptq_speedup"] = ms["fp32"] / ms["int8_ptq"]
             if "int8_nchw" in ms:
                 e["model_int8_speedup_nchw_layout"] = ms["fp32_nchw"] / ms["int8_nchw"]
             e["targets_met"] = {"int8_2x_faster_model": e["model_int8_speedup"] >= 2.0,
@@ -273,14 +295,17 @@ def print_tables(rows, summary):
         print(f"{r['model']:<14}{r['size_name']:<7}{r['file'][:55]:<56}{r['latency_ms']['p50']:>10.2f}"
               f"{kb:>8.0f}{'-' if ps is None else f'{ps:.2f}':>10}")
     print("\nint8 vs fp32 TFLite (model: invoke() medians, interleaved; e2e: the isolated rows above)")
-    print(f"{'model@size':<22}{'model x':>9}{'all-int8 x':>11}{'e2e x':>8}{'file':>7}{'worst dB':>10}  targets met")
+    print(f"{'model@size':<22}{'model x':>9}{'other x':>9}{'e2e x':>8}{'file':>7}{'worst dB':>10}  targets met")
+    print("  (other: bilateral --all-int8; student plain post-training int8 of the float weights, --float-weights)")
     for k, e in summary.items():
         if "model_int8_speedup" not in e:
             continue
         acc = e.get("int8_psnr_vs_float_over_bench_photos") or {}
-        worst = min((v["min"] for f, v in acc.items() if f.endswith("int8.tflite") and "all_int8" not in f), default=None)
-        allx = e.get("model_all_int8_speedup")
-        print(f"{k:<22}{e['model_int8_speedup']:>9.2f}{'-' if allx is None else f'{allx:.2f}':>11}"
+        default = ("bilateral_grid/" if k.startswith("bilateral") else f"student_{k.split('@')[1]}/")
+        worst = min((v["min"] for f, v in acc.items() if f.startswith(default) and f.endswith("int8.tflite")),
+                    default=None)
+        allx = e.get("model_all_int8_speedup", e.get("model_float_weights_ptq_speedup"))
+        print(f"{k:<22}{e['model_int8_speedup']:>9.2f}{'-' if allx is None else f'{allx:.2f}':>9}"
               f"{e['end_to_end_int8_speedup']:>8.2f}{e['tflite_int8_file_ratio']:>7.3f}"
               f"{'-' if worst is None else f'{worst:.1f}':>10}  {e['targets_met']}")
     print("\nsummary:")

@@ -305,6 +305,9 @@ def model_info(spec: str, size=(1080, 1920)) -> dict:
         }
     if spec in ZOO:
         info["fixes"] = ZOO[spec].fixes
+        if ZOO[spec].int8_weights:
+            info["int8_weights"] = (f"{ZOO[spec].int8_weights}: fine-tuned for int8 (QAT, every layer int8); TFLite/ONNX "
+                                    "int8 and CoreML w8a8 exports start from them (--float-weights: from the float weights)")
     return info
 
 
@@ -326,3 +329,5 @@ def cmd_info(a):
         print(f"  MACs at {k}: {human(v)}")
     for name, f in info.get("forms", {}).items():
         print(f"  form {name}: in {f['input']['shape']} -> out {f['output']['shape']} (NCHW; TFLite exports: NHWC)")
+    if "int8_weights" in info:
+        print(f"  int8 weights: {info['int8_weights']}")

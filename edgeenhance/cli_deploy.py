@@ -34,6 +34,10 @@ def _export_options(p, parse_size, positive):
     p.add_argument("--all-int8", action="store_true",
                    help="every layer computes in int8, also those the model keeps in float for accuracy\n"
                         "(for NPUs/DSPs that run only integer graphs; faster on CPUs, less accurate)")
+    p.add_argument("--float-weights", action="store_true",
+                   help="quantize the float weights even where the zoo ships weights fine-tuned for int8\n"
+                        "(student-small: its int8 files come from QAT weights, every layer int8, verified\n"
+                        "against the float model; this flag gives plain post-training int8 instead)")
     p.add_argument("--layout", choices=["nhwc", "nchw"], default="nhwc",
                    help="TFLite tensor layout (default nhwc: channel-last, as Android bitmaps, camera\n"
                         "buffers and TFLite image models use; nchw keeps PyTorch's order). ONNX and\n"
@@ -101,13 +105,14 @@ def add_all(sub, positive, parse_size):
     cli_phone.add(sub, positive)
 
 
-def _exporter(a, model, reference=None):
+def _exporter(a, model, int8_model="shipped"):
     from edgeenhance.export import Exporter
 
     return Exporter(model, form=a.form, size=a.size, dynamic=a.dynamic, calib=a.calib, calib_images=a.calib_images,
                     verify_images=a.verify_images, min_psnr=a.min_psnr, threads=a.threads, io_dtype=a.io,
                     activations=a.activations, onnx_quantizer=a.onnx_quantizer, all_int8=a.all_int8,
-                    layout=a.layout, progress=not a.quiet, reference=reference)
+                    layout=a.layout, progress=not a.quiet,
+                    int8_model=None if getattr(a, "float_weights", False) and int8_model == "shipped" else int8_model)
 
 
 def _precisions(a):
@@ -115,11 +120,11 @@ def _precisions(a):
         + (["w8a8"] if getattr(a, "w8a8", False) else [])
 
 
-def _run_export(a, model, reference=None):
+def _run_export(a, model, int8_model="shipped"):
     from edgeenhance.export import TARGETS
 
     targets = list(TARGETS) if a.target == "all" else [a.target]
-    manifest = _exporter(a, model, reference).export(targets, _precisions(a), a.out)
+    manifest = _exporter(a, model, int8_model).export(targets, _precisions(a), a.out)
     print(f"wrote {len(manifest['files'])} verified file(s) and {a.out / 'manifest.json'}")
     return manifest
 
@@ -143,7 +148,7 @@ def cmd_quantize(a):
     save_checkpoint(ckpt, tuned, name=tuned.name, meta={"qat_steps": a.steps, "from": a.model, "all_int8": a.all_int8})
     print(f"QAT loss {sum(hist[:10]) / 10:.5f} -> {sum(hist[-10:]) / 10:.5f}; checkpoint {ckpt}")
     a.int8 = True
-    _run_export(a, tuned, reference=model)  # files are checked against the original float model
+    _run_export(a, a.model, int8_model=tuned)  # fp32 files from the float model, int8 from the tuned one
 
 
 def _threads(text: str) -> list[int]:

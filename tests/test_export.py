@@ -1,3 +1,4 @@
+import copy
 import json
 import sys
 
@@ -282,23 +283,48 @@ def test_quantize_qat_cli_writes_checkpoint_and_files(tmp_path):
                  "--target", "tflite", "--size", "32x32", "--calib-images", "4", "--verify-images", "1",
                  "--quiet", "-o", str(tmp_path)]) == 0
     m = json.loads((tmp_path / "manifest.json").read_text())
-    assert m["model"] == "student-small-qat" and (tmp_path / "student-small-qat.safetensors").exists()
+    assert m["model"] == "student-small" and (tmp_path / "student-small-qat.safetensors").exists()
+    assert m["int8_weights"]["from"] == "student-small-qat"  # int8 from the tuned weights, fp32 from the float ones
     assert {e["precision"] for e in m["files"]} == {"fp32", "int8"}
 
 
-def test_int8_files_are_held_to_the_reference_model(tmp_path):
-    """After QAT the int8 file must match the original float model; the fp32 file checks conversion."""
-    import copy
+def test_int8_files_come_from_the_int8_model_and_are_held_to_the_float_model(tmp_path):
+    """fp32 files convert the float model; int8 files are quantized from ``int8_model`` (QAT weights) and
+    verified against the float model, so a tuned model that drifted fails verification."""
+    from edgeenhance.evaluate import enhance_array
+    from edgeenhance.metrics import psnr
 
     original = tiny_student()
     tuned = copy.deepcopy(original)
     with torch.no_grad():
         tuned.head.bias.add_(0.05)  # a tuned model that drifted from the original
-    ex = Exporter(tuned, size=(32, 32), calib_images=4, verify_images=2, min_psnr=0, progress=False,
-                  log=lambda *_: None, reference=original)
-    files = {e["precision"]: e["verification"] for e in ex.export(["tflite"], ["fp32", "int8"], tmp_path)["files"]}
-    assert files["fp32"]["psnr_vs_float"] >= 50  # conversion of the tuned model: exact
-    assert files["int8"]["psnr_vs_float"] < 32  # measured against the original: the drift shows
+    ex = Exporter(original, size=(32, 32), calib_images=4, verify_images=2, min_psnr=0, progress=False,
+                  log=lambda *_: None, int8_model=tuned)
+    manifest = ex.export(["tflite", "onnx"], ["fp32", "int8"], tmp_path)
+    files = {(e["target"], e["precision"]): e for e in manifest["files"]}
+    for target in ("tflite", "onnx"):
+        assert files[target, "fp32"]["verification"]["psnr_vs_float"] >= 50  # the original, converted
+        assert files[target, "int8"]["verification"]["psnr_vs_float"] < 32  # held to the original: the drift shows
+    assert manifest["int8_weights"]["files"] == ["tinystu_full_int8.tflite", "tinystu_full_int8.onnx"]
+    x = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)
+    out = open_engine(tmp_path / files["tflite", "int8"]["file"]).run(x.transpose(2, 0, 1)[None].copy())[0].transpose(1, 2, 0)
+    assert psnr(out, enhance_array(tuned, x)) > psnr(out, enhance_array(original, x)) + 6  # made from the tuned weights
+
+
+def test_shipped_int8_weights_are_used_unless_float_weights_are_asked(tmp_path):
+    from edgeenhance.models.registry import load_int8_model
+
+    tuned = load_int8_model("student-small")
+    assert tuned is not None and tuned.int8_float_modules == () and load_int8_model("bilateral") is None
+    float_model = Exporter("student-small", size=(32, 32), progress=False).model
+    assert float_model.int8_float_modules and not torch.equal(float_model.head.weight, tuned.head.weight)
+    shipped = Exporter("student-small", size=(32, 32), progress=False)
+    plain = Exporter("student-small", size=(32, 32), progress=False, int8_model=None)
+    assert shipped.float_modules() == () and plain.float_modules() == tuple(sorted(StudentGenerator.int8_float_modules))
+    assert shipped.uses_int8_weights("tflite", "int8") and not shipped.uses_int8_weights("coreml", "int8")
+    assert not plain.uses_int8_weights("tflite", "int8")
+    with pytest.raises(UserError, match="int8_model"):
+        Exporter("student-small", size=(32, 32), progress=False, int8_model="qat")
 
 
 def test_tflite_files_are_stripped_of_scope_names_only(grid_export):
@@ -395,7 +421,7 @@ def test_all_int8_export_has_no_float_layers(tmp_path):
 
     common = ["export", "--model", "student-small", "--target", "tflite", "--int8", "--size", "32x32",
               "--calib-images", "4", "--verify-images", "1", "--min-psnr", "20", "--quiet"]
-    assert main(common + ["-o", str(tmp_path / "mixed")]) == 0
+    assert main(common + ["--float-weights", "-o", str(tmp_path / "mixed")]) == 0
     assert main(common + ["--all-int8", "-o", str(tmp_path / "all")]) == 0
     mixed = [o[0] for name, o in _tflite_ops(tmp_path / "mixed" / "student-small_full_int8.tflite") if name == "CONV_2D"]
     every = [o[0] for name, o in _tflite_ops(tmp_path / "all" / "student-small_full_int8.tflite") if name == "CONV_2D"]
@@ -413,6 +439,35 @@ def test_qat_all_int8_fake_quantizes_the_float_layers_too():
     prepared = prepare_qat_fx(net, _qconfig_mapping(net, all_int8=True), (torch.rand(1, 3, 32, 32),))
     qat_names = {n for n, mod in prepared.named_modules() if hasattr(mod, "weight_fake_quant")}
     assert any(n.startswith("global_") for n in qat_names) and any(n.startswith("out") for n in qat_names)
+
+
+def test_qat_fake_quantizes_activations_where_tflite_rounds_them():
+    """Regression: with qint8 activations FX inserted no activation fake quantization (only weights were
+    simulated, and QAT could not learn what int8 activations cost)."""
+    from torch.ao.quantization import FakeQuantize, disable_fake_quant, disable_observer
+    from torch.ao.quantization.quantize_fx import prepare_qat_fx
+
+    from edgeenhance.quantize.qat import _qconfig_mapping
+
+    m = tiny_student()
+    prepared = prepare_qat_fx(copy.deepcopy(m).train(), _qconfig_mapping(m, all_int8=True), (torch.rand(1, 3, 32, 32),))
+    acts = {n: mod for n, mod in prepared.named_modules()
+            if isinstance(mod, FakeQuantize) and "weight" not in n}
+    convs = [n for n, mod in m.named_modules() if isinstance(mod, torch.nn.Conv2d)]
+    assert len(acts) >= len(convs)  # every conv output (and the adds, the input) is rounded
+    x = torch.rand(4, 3, 32, 32)
+    prepared(x)  # observe
+    clipped = [mod for mod in acts.values() if type(mod.activation_post_process).__name__ == "ClippedMinMaxObserver"]
+    assert clipped and all(float(o.activation_post_process.min_val) >= 0.0 and
+                           float(o.activation_post_process.max_val) <= 6.0 for o in clipped)
+    prepared.apply(disable_observer).eval()
+    with torch.no_grad():
+        ref = m(x)
+        err_all = float((prepared(x) - ref).abs().mean())
+        for mod in acts.values():
+            mod.apply(disable_fake_quant)
+        err_weights_only = float((prepared(x) - ref).abs().mean())
+    assert err_all > 1.5 * err_weights_only > 0
 
 
 def test_range_equalization_keeps_the_function_and_evens_channel_ranges():

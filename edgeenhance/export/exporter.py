@@ -16,7 +16,7 @@ from edgeenhance.export import calib as calib_mod
 from edgeenhance.export.manifest import file_entry, io_spec_tflite, write_manifest
 from edgeenhance.export.verify import THRESHOLDS, advice, compare
 from edgeenhance.fileio import atomic_path
-from edgeenhance.models.registry import get_form, load_model
+from edgeenhance.models.registry import get_form, load_int8_model, load_model
 
 TARGETS = ("tflite", "onnx", "coreml")
 PRECISIONS = ("fp32", "fp16", "int8", "w8a8")  # w8a8: CoreML only (int8 weights and activations)
@@ -29,11 +29,17 @@ class Exporter:
     def __init__(self, model, form: str = "full", size: tuple[int, int] | None = None, dynamic: bool = False,
                  calib: str = "synthetic", calib_images: int = 32, verify_images: int = 4, min_psnr: float | None = None,
                  threads: int = 2, io_dtype: str = "float", activations: int = 8, onnx_quantizer: str = "nncf",
-                 all_int8: bool = False, layout: str = "nhwc", progress: bool = True, log=print, reference=None):
+                 all_int8: bool = False, layout: str = "nhwc", progress: bool = True, log=print, int8_model="shipped"):
         self.model = load_model(model) if isinstance(model, str) else model.eval()
-        self.reference = reference  # the float model int8 files are checked against (default: ``model``)
         self.spec = model if isinstance(model, str) else getattr(model, "name", self.model.family)
         self.form = get_form(self.model, form)
+        # int8 (and CoreML w8a8) files are made from ``int8_model``'s weights when there is one: weights
+        # fine-tuned for int8 (QAT), the zoo's own for "shipped". Every file is verified against ``model``.
+        if isinstance(int8_model, str):
+            if int8_model != "shipped":
+                raise UserError(f"int8_model: 'shipped', None or a model, not '{int8_model}'")
+            int8_model = load_int8_model(model) if isinstance(model, str) else None
+        self.int8_model = int8_model.eval() if int8_model is not None else None
         self.dynamic, self.calib, self.n_calib, self.n_verify = dynamic, calib, calib_images, verify_images
         self.thresholds = dict(THRESHOLDS, **({"int8": min_psnr, "w8a8": min_psnr} if min_psnr is not None else {}))
         self.threads, self.io_dtype, self.activations, self.onnx_quantizer = threads, io_dtype, activations, onnx_quantizer
@@ -54,11 +60,11 @@ class Exporter:
             if self.input_size[0] % multiple or self.input_size[1] % multiple:
                 raise UserError(f"{self.spec} cannot take {self.input_size[0]}x{self.input_size[1]} inputs: height "
                                 f"and width must be multiples of {multiple}")
-        self._calib = self._pairs = self._module = self._w8a8 = None
+        self._calib = self._pairs = self._module = self._int8_module = self._w8a8 = None
         self.extras = dict(self.form.extras)
-        # fp32 files written by this exporter -> the unstripped copy quantization starts from (its
+        # converted graphs ("float", "int8") -> the unstripped fp32 file quantization starts from (its
         # tensor names carry the module scopes that select float layers)
-        self._fp32_source: dict[Path, Path] = {}
+        self._fp32_source: dict[tuple[str, str], Path] = {}
         self._work = None  # temporary folder for those copies
 
     @property
@@ -67,35 +73,61 @@ class Exporter:
         calibration images (see ``normalized_grid_net``) and the manifest records how to undo it.
         Models that declare ``int8_equalize`` groups are range-equalized (``quantize/equalize.py``)."""
         if self._module is None:
-            if self.form.output == "grid":
-                from edgeenhance.models.bilateral import grid_normalization, normalized_grid_net
-
-                offset, scale = grid_normalization(self.form.module, self.calibration_batches())
-                self._module = normalized_grid_net(self.form.module, offset, scale).eval()
-                self.extras["guide"] = {**self.extras["guide"], "grid_offset": offset.tolist(),
-                                        "grid_scale": scale.tolist()}
-                self.extras["grid_normalization"] = "grid = output / grid_scale + grid_offset (per channel)"
-            else:
-                self._module = self.form.module
-            groups = getattr(self._module, "int8_equalize", ())
-            if groups:
-                from edgeenhance.quantize.equalize import equalize
-
-                self._module = equalize(self._module, groups, self.calibration_batches())
-                self.extras["int8_equalization"] = {
-                    "groups": [{"producers": [conv for conv, _ in prods], "consumers": list(cons)}
-                               for prods, cons in groups],
-                    "meaning": "channel ranges equalized across these conv pairs before export (same float "
-                               "function; each file is still verified against the original model)"}
+            self._module = self._graph(self.form.module)
         return self._module
 
     @property
-    def float_modules(self) -> tuple[str, ...]:
+    def int8_module(self) -> torch.nn.Module:
+        """The graph int8 files are quantized from: ``module`` built from the int8-tuned weights, if any."""
+        if self.int8_model is None:
+            return self.module
+        if self._int8_module is None:
+            _ = self.module  # the float graph sets the grid normalization the int8 graph shares
+            self._int8_module = self._graph(get_form(self.int8_model, self.form.name).module)
+        return self._int8_module
+
+    def uses_int8_weights(self, target: str, precision: str) -> bool:
+        """Whether this file starts from the int8-tuned weights: only files whose activations are int8
+        (TFLite and ONNX int8, CoreML w8a8). QAT weights are tuned to the rounding of int8 activations;
+        where only weights are int8 (CoreML int8, TFLite --activations 16) the float weights are closer."""
+        if self.int8_model is None:
+            return False
+        return precision == "w8a8" or (precision == "int8" and target in ("tflite", "onnx")
+                                       and not (target == "tflite" and self.activations != 8))
+
+    def graph_for(self, target: str, precision: str) -> torch.nn.Module:
+        return self.int8_module if self.uses_int8_weights(target, precision) else self.module
+
+    def _graph(self, net: torch.nn.Module) -> torch.nn.Module:
+        if self.form.output == "grid":
+            from edgeenhance.models.bilateral import grid_normalization, normalized_grid_net
+
+            if "grid_scale" not in self.extras["guide"]:
+                offset, scale = grid_normalization(net, self.calibration_batches())
+                self.extras["guide"] = {**self.extras["guide"], "grid_offset": offset.tolist(),
+                                        "grid_scale": scale.tolist()}
+                self.extras["grid_normalization"] = "grid = output / grid_scale + grid_offset (per channel)"
+            g = self.extras["guide"]
+            net = normalized_grid_net(net, torch.tensor(g["grid_offset"]), torch.tensor(g["grid_scale"])).eval()
+        groups = getattr(net, "int8_equalize", ())
+        if groups:
+            from edgeenhance.quantize.equalize import equalize
+
+            net = equalize(net, groups, self.calibration_batches())
+            self.extras["int8_equalization"] = {
+                "groups": [{"producers": [conv for conv, _ in prods], "consumers": list(cons)}
+                           for prods, cons in groups],
+                "meaning": "channel ranges equalized across these conv pairs before export (same float "
+                           "function; each file is still verified against the original model)"}
+        return net
+
+    def float_modules(self, target: str = "tflite", precision: str = "int8") -> tuple[str, ...]:
         """Submodules the model asks int8 exporters to keep in float compute (``int8_float_modules``);
-        none with ``all_int8``."""
+        none with ``all_int8``, nor for int8-tuned weights that were tuned with every layer in int8."""
         if self.all_int8:
             return ()
-        return tuple(sorted({n for m in self.module.modules() for n in getattr(m, "int8_float_modules", ())}))
+        graph = self.graph_for(target, precision)
+        return tuple(sorted({n for m in graph.modules() for n in getattr(m, "int8_float_modules", ())}))
 
     # -- data -------------------------------------------------------------------------------
     def calibration_batches(self) -> list[np.ndarray]:
@@ -120,64 +152,84 @@ class Exporter:
         return f"{self.spec.replace('/', '_').removesuffix('.safetensors')}_{self.form.name}_{precision}{SUFFIX[target]}"
 
     # -- targets ----------------------------------------------------------------------------
-    def tflite(self, out_dir: Path, precision: str) -> Path:
-        if self.dynamic:
-            raise UserError("--dynamic is supported for ONNX only; TFLite models have a fixed input size (use --size)")
-        from edgeenhance.export.strip import strip_names
+    def _work_dir(self) -> Path:
+        import tempfile
 
-        fp32 = out_dir / self.filename("tflite", "fp32")
-        if fp32 not in self._fp32_source:
+        if self._work is None:
+            self._work = tempfile.TemporaryDirectory(prefix="edgeenhance-export-")
+        return Path(self._work.name)
+
+    def _graph_key(self, target: str, precision: str) -> str:
+        return "int8" if self.uses_int8_weights(target, precision) else "float"
+
+    def _tflite_source(self, precision: str) -> Path:
+        """Unstripped fp32 .tflite of the graph ``precision`` starts from (converted once per graph)."""
+        key = ("tflite", self._graph_key("tflite", precision))
+        if key not in self._fp32_source:
             try:
                 import litert_torch
             except ImportError:
                 raise UserError("TFLite export needs litert-torch: pip install 'edgeenhance[export]'") from None
-            import shutil
-            import tempfile
-
-            if self._work is None:
-                self._work = tempfile.TemporaryDirectory(prefix="edgeenhance-export-")
-            source = Path(self._work.name) / fp32.name
-            module, example = self.module, self.example()
+            source = self._work_dir() / f"{key[1]}_{self.filename('tflite', 'fp32')}"
+            module, example = self.graph_for("tflite", precision), self.example()
             if self.layout == "nhwc":
                 module = litert_torch.to_channel_last_io(module, args=[0], outputs=[0]).eval()
                 example = example.permute(0, 2, 3, 1).contiguous()
             with quiet():
                 litert_torch.convert(module, (example,)).export(str(source))
+            self._fp32_source[key] = source
+        return self._fp32_source[key]
+
+    def tflite(self, out_dir: Path, precision: str) -> Path:
+        if self.dynamic:
+            raise UserError("--dynamic is supported for ONNX only; TFLite models have a fixed input size (use --size)")
+        from edgeenhance.export.strip import strip_names
+
+        source = self._tflite_source(precision)
+        if precision == "fp32":
+            import shutil
+
+            fp32 = out_dir / self.filename("tflite", "fp32")
             with atomic_path(fp32) as tmp:
                 shutil.copyfile(source, tmp)
                 strip_names(tmp)
-            self._fp32_source[fp32] = source
-        if precision == "fp32":
             return fp32
         from edgeenhance.quantize.tflite import quantize_tflite
 
         calib = self.calibration_batches()
         if self.layout == "nhwc":
             calib = [np.ascontiguousarray(b.transpose(0, 2, 3, 1)) for b in calib]
-        out = quantize_tflite(self._fp32_source[fp32], out_dir / self.filename("tflite", precision),
-                              calib, precision, self.io_dtype, self.activations, self.float_modules)
+        out = quantize_tflite(source, out_dir / self.filename("tflite", precision),
+                              calib, precision, self.io_dtype, self.activations, self.float_modules("tflite", precision))
         strip_names(out)
         return out
+
+    def _onnx_fp32(self, path: Path, precision: str) -> Path:
+        """fp32 ONNX of the graph ``precision`` starts from, written to ``path`` (once per graph)."""
+        key = ("onnx", self._graph_key("onnx", precision))
+        if key not in self._fp32_source:
+            dyn = {"image": {2: "height", 3: "width"}, "output": {2: "height", 3: "width"}} if self.dynamic else None
+            if self.dynamic and self.form.fixed_size:
+                raise UserError("the grid form has a fixed input size; --dynamic applies to the full form")
+            with quiet(), atomic_path(path) as tmp:
+                torch.onnx.export(self.graph_for("onnx", precision), (self.example(),), str(tmp), input_names=["image"],
+                                  output_names=["output"], opset_version=17, dynamo=False, dynamic_axes=dyn)
+            self._fp32_source[key] = path
+        return self._fp32_source[key]
 
     def onnx(self, out_dir: Path, precision: str) -> Path:
         if precision == "fp16":
             raise UserError("ONNX export offers fp32 and int8 (QDQ); use --target tflite or coreml for fp16")
         fp32 = out_dir / self.filename("onnx", "fp32")
-        if fp32 not in self._fp32_source:
-            dyn = {"image": {2: "height", 3: "width"}, "output": {2: "height", 3: "width"}} if self.dynamic else None
-            if self.dynamic and self.form.fixed_size:
-                raise UserError("the grid form has a fixed input size; --dynamic applies to the full form")
-            with quiet(), atomic_path(fp32) as tmp:
-                torch.onnx.export(self.module, (self.example(),), str(tmp), input_names=["image"],
-                                  output_names=["output"], opset_version=17, dynamo=False, dynamic_axes=dyn)
-            self._fp32_source[fp32] = fp32
         if precision == "fp32":
-            return fp32
+            return self._onnx_fp32(fp32, precision)
+        source = self._onnx_fp32(self._work_dir() / f"int8_{fp32.name}" if self._graph_key("onnx", precision) == "int8"
+                                 else fp32, precision)
         from edgeenhance.quantize.onnx import quantize_onnx
 
         with quiet():
-            return quantize_onnx(fp32, out_dir / self.filename("onnx", precision), self.calibration_batches(),
-                                 self.onnx_quantizer, self.float_modules)
+            return quantize_onnx(source, out_dir / self.filename("onnx", precision), self.calibration_batches(),
+                                 self.onnx_quantizer, self.float_modules("onnx", precision))
 
     def coreml(self, out_dir: Path, precision: str) -> Path:
         if self.dynamic:
@@ -187,7 +239,7 @@ class Exporter:
         except ImportError:
             raise UserError("CoreML export needs coremltools: pip install 'edgeenhance[export]'") from None
         out = out_dir / self.filename("coreml", precision)
-        module = self.module
+        module = self.graph_for("coreml", precision)
         if hasattr(module, "static_size"):  # the CoreML torch frontend needs constant resize sizes
             import copy
 
@@ -197,7 +249,8 @@ class Exporter:
             from edgeenhance.quantize.coreml import w8a8_module
 
             with quiet():
-                module = self._w8a8 = w8a8_module(module, self.calibration_batches(), self.float_modules)
+                module = self._w8a8 = w8a8_module(module, self.calibration_batches(),
+                                                          self.float_modules("coreml", precision))
         with quiet(), torch.no_grad():
             traced = torch.jit.trace(module, self.example())
             ml = ct.convert(traced, inputs=[ct.TensorType(name="image", shape=tuple(self.example().shape))],
@@ -222,24 +275,22 @@ class Exporter:
 
             if platform.system() == "Darwin":
                 return open_engine(path, self.threads)
-            eng = CoreMLReplayEngine(self._w8a8 if precision == "w8a8" else self.module, precision, name=path.name)
+            eng = CoreMLReplayEngine(self._w8a8 if precision == "w8a8" else self.graph_for(target, precision), precision,
+                                     name=path.name)
             eng.input_shape = (1, 3, *self.input_size)
             eng.output_kind = self.form.output
             return eng
         return open_engine(path, self.threads)
 
     def verify(self, path: Path, target: str, precision: str, model=None) -> dict:
-        """PSNR / max error of the exported file against the float model (``model`` overrides it)."""
+        """PSNR / max error of the exported file against the float model (``model`` overrides it); int8
+        files made from int8-tuned weights are held to the float model too."""
         from edgeenhance.evaluate import enhance_array
         from edgeenhance.runtime.pipeline import make_pipeline
 
         engine = self.engine_for(path, target, precision)
         pipeline = make_pipeline(engine, {"extras": self.extras})
-        # Float files check the conversion of the model exported; quantized ones are held to
-        # ``reference`` when given (after QAT: the original float model, not the tuned one).
-        quantized = precision in ("int8", "w8a8")
-        ref_model = model if model is not None else (self.reference if quantized and self.reference is not None
-                                                     else self.model)
+        ref_model = model if model is not None else self.model
         res = compare(pipeline, lambda x: enhance_array(ref_model, x), self.verification_pairs())
         res.update(runtime=engine.runtime, threshold_db=self.thresholds[precision],
                    data=f"{len(self.verification_pairs())} synthetic {calib_mod.task_exposure(self.model)}-exposed "
@@ -278,13 +329,22 @@ class Exporter:
         _ = self.module  # settles the extras (grid normalization) before anything is written
         header = {"model": self.spec, "family": self.model.family, "config": self.model.config, "form": self.form.name,
                   "extras": self.extras, "input_size": list(self.input_size)}
-        if self.all_int8 and "int8" in precisions:
-            header["int8_float_modules"] = {"modules": [], "meaning": "--all-int8: every layer of the int8 TFLite/ONNX "
-                                                                      "files computes in int8"}
-        elif self.float_modules and "int8" in precisions:
-            header["int8_float_modules"] = {"modules": list(self.float_modules),
-                                            "meaning": "in int8 TFLite/ONNX files these layers compute in float "
-                                                       "(weights stored as int8); all others are int8"}
+        if "int8" in precisions:
+            mods = self.float_modules()
+            if self.all_int8 or (not mods and self.uses_int8_weights("tflite", "int8")):
+                why = "--all-int8" if self.all_int8 else "the int8-tuned weights were tuned that way"
+                header["int8_float_modules"] = {"modules": [], "meaning": f"{why}: every layer of the int8 "
+                                                                          "TFLite/ONNX files computes in int8"}
+            elif mods:
+                header["int8_float_modules"] = {"modules": list(mods),
+                                                "meaning": "in int8 TFLite/ONNX files these layers compute in float "
+                                                           "(weights stored as int8); all others are int8"}
+        tuned = [self.filename(t, p) for t, p in jobs if self.uses_int8_weights(t, p)]
+        if tuned:
+            header["int8_weights"] = {
+                "from": getattr(self.int8_model, "name", "int8 model"), "files": tuned,
+                "meaning": "these files are quantized from weights fine-tuned for int8 (quantization-aware); "
+                           "like every file, they are verified against the float model"}
         entries, failures = [], []
         bar = tqdm(jobs, desc="export", unit="file", disable=not self.progress)
         for target, precision in bar:

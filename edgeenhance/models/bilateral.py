@@ -122,6 +122,7 @@ class BilateralEnhancer(nn.Module):
 
     family = "bilateral"
     pad_multiple = 1
+    qat_part = "gridnet"  # what int8 runtimes execute (grid form); QAT leaves the float slicing alone
 
     def __init__(self, lowres=256, grid_size=16, bins=8, width=8, guide_hidden=8):
         super().__init__()

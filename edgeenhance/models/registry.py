@@ -37,12 +37,16 @@ class ZooEntry:
     weights: str | None  # file in WEIGHTS_DIR
     fixes: str
     config: dict = field(default_factory=dict)
+    # weights fine-tuned for int8 (quantization-aware, ``edgeenhance quantize --qat``): int8 exports
+    # start from them and are verified against the float ``weights``
+    int8_weights: str | None = None
 
 
 ZOO = {
     "bilateral": ZooEntry("bilateral", "bilateral", "bilateral.safetensors", "under-exposed and low-light photos"),
     "student-small": ZooEntry("student-small", "student", "student_small.safetensors",
-                              "over-exposed photos (distilled from the CycleGAN teacher)", dict(width=16, blocks=4)),
+                              "over-exposed photos (distilled from the CycleGAN teacher)", dict(width=16, blocks=4),
+                              int8_weights="student_small_int8.safetensors"),
     "lime": ZooEntry("lime", "lime", None, "low-light photos (classical LIME baseline, no training)"),
     "tonecomp": ZooEntry("tonecomp", "tonecomp", None, "over-exposed photos (classical highlight tone compression)"),
 }
@@ -117,7 +121,21 @@ def load_model(spec: str, device: str = "cpu"):
     except RuntimeError as e:
         raise UserError(f"{path}: weights do not fit a {meta['family']} model with config {meta['config']} ({e})") from None
     model.name = spec if spec in ZOO else meta.get("name", path.stem)
+    if meta["meta"].get("all_int8"):  # tuned for a graph with every layer in int8: int8 exports keep none float
+        for m in model.modules():
+            if hasattr(m, "int8_float_modules"):
+                m.int8_float_modules = ()
     return model.to(device).eval()
+
+
+def load_int8_model(spec: str):
+    """The zoo model's int8-tuned weights (``ZooEntry.int8_weights``) as a model, or None if it ships none."""
+    entry = ZOO.get(spec) if isinstance(spec, str) else None
+    if entry is None or entry.int8_weights is None:
+        return None
+    model = load_model(str(WEIGHTS_DIR / entry.int8_weights))
+    model.name = f"{spec} (int8-tuned weights)"
+    return model
 
 
 @dataclass

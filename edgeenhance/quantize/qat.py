@@ -1,11 +1,15 @@
 """Quantization-aware fine-tuning: the model learns weights that survive int8.
 
 PyTorch FX graph-mode QAT inserts fake quantization where an int8 runtime rounds: every weight
-(per output channel, symmetric, as TFLite/XNNPACK) and every activation after fused conv+ReLU,
-additions and the input (per tensor, asymmetric int8). Layers a model keeps in float for int8
-(``int8_float_modules``) stay float here too, unless ``all_int8`` asks for a fully integer graph.
-The model is fine-tuned to reproduce the original float model's output; the tuned float weights are
-then exported and post-training quantized.
+(per output channel, symmetric, as TFLite/XNNPACK) and every activation: conv outputs, additions,
+the input (per tensor, asymmetric). Activations are declared as quint8 [0, 255]: the same grid as
+int8 [-128, 127] with the zero point moved by 128, and the activation type PyTorch's backend config
+accepts (with qint8 activations FX silently inserted no activation fake quantization at all: only
+the weights were simulated). A conv followed by ReLU/ReLU6 is observed after the clip, as TFLite
+fuses the activation into the conv and calibrates its output range there. Layers a model keeps in
+float for int8 (``int8_float_modules``) stay float here too, unless ``all_int8`` asks for a fully
+integer graph. The model is fine-tuned to reproduce the original float model's output; the tuned
+float weights are then exported and post-training quantized.
 """
 
 from __future__ import annotations
@@ -19,19 +23,62 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _clipped_observer(lo: float, hi: float | None):
+    from torch.ao.quantization import MovingAverageMinMaxObserver
+
+    class ClippedMinMaxObserver(MovingAverageMinMaxObserver):
+        """Observes the range of ``clamp(x, lo, hi)``: a conv's output as its fused ReLU/ReLU6 leaves it."""
+
+        def forward(self, x):
+            super().forward(torch.clamp(x.detach(), lo, hi))
+            return x
+
+    return ClippedMinMaxObserver
+
+
+def _clipping_convs(model: nn.Module) -> dict[str, float | None]:
+    """Convs directly followed by ReLU (-> None) or ReLU6 (-> 6.0) in an ``nn.Sequential``."""
+    out = {}
+    for prefix, mod in model.named_modules():
+        if isinstance(mod, nn.Sequential):
+            kids = list(mod.named_children())
+            for (name, a), (_, b) in zip(kids, kids[1:]):
+                if isinstance(a, nn.Conv2d) and isinstance(b, (nn.ReLU, nn.ReLU6)):
+                    out[f"{prefix}.{name}" if prefix else name] = 6.0 if isinstance(b, nn.ReLU6) else None
+    return out
+
+
 def _qconfig_mapping(model: nn.Module, all_int8: bool = False):
     from torch.ao.quantization import (FakeQuantize, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
                                        QConfig, QConfigMapping)
 
-    act = FakeQuantize.with_args(observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=torch.qint8,
-                                 qscheme=torch.per_tensor_affine)
+    def act(observer=MovingAverageMinMaxObserver):
+        return FakeQuantize.with_args(observer=observer, quant_min=0, quant_max=255, dtype=torch.quint8,
+                                      qscheme=torch.per_tensor_affine)
+
     weight = FakeQuantize.with_args(observer=MovingAveragePerChannelMinMaxObserver, quant_min=-127, quant_max=127,
                                     dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0)
-    mapping = QConfigMapping().set_global(QConfig(activation=act, weight=weight))
-    for prefix, mod in model.named_modules():
-        for name in () if all_int8 else getattr(mod, "int8_float_modules", ()):
-            mapping.set_module_name(f"{prefix}.{name}" if prefix else name, None)
+    mapping = QConfigMapping().set_global(QConfig(activation=act(), weight=weight))
+    floats = [f"{prefix}.{name}" if prefix else name for prefix, mod in model.named_modules()
+              for name in (() if all_int8 else getattr(mod, "int8_float_modules", ()))]
+    for name in floats:
+        mapping.set_module_name(name, None)
+    for name, hi in _clipping_convs(model).items():
+        if not any(name == f or name.startswith(f + ".") for f in floats):  # a module's own entry would win
+            mapping.set_module_name(name, QConfig(activation=act(_clipped_observer(0.0, hi)), weight=weight))
     return mapping
+
+
+def _input_of(net: nn.Module, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The tensor ``net`` (a submodule of ``model``, or ``model`` itself) receives when ``model`` runs on ``x``."""
+    if net is model:
+        return x
+    seen = []
+    handle = net.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    return seen[0]
 
 
 def qat_finetune(model: nn.Module, images: list[np.ndarray], steps: int = 200, lr: float = 1e-4, batch: int = 4,
@@ -51,12 +98,19 @@ def qat_finetune(model: nn.Module, images: list[np.ndarray], steps: int = 200, l
     sampler = CropSampler(images, crop=crop, seed=seed)
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     tuned = copy.deepcopy(model).train()
+    # Only the part int8 runtimes execute is fake-quantized (``qat_part``; the bilateral model's grid
+    # network: its full-resolution slicing and division run in float in the deployed grid form).
+    part = getattr(model, "qat_part", None)
+    net = getattr(tuned, part) if part else tuned
     with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
         warnings.simplefilter("ignore")
-        student = prepare_qat_fx(tuned, _qconfig_mapping(model, all_int8), (sampler.batch(0, 1),))
-    # The prepared graph wraps the very Parameter objects of ``tuned`` (fused and QAT modules reuse
+        student = prepare_qat_fx(net, _qconfig_mapping(net, all_int8), (_input_of(net, tuned, sampler.batch(0, 1)),))
+    # The prepared graph wraps the very Parameter objects of ``net`` (fused and QAT modules reuse
     # them), so training it updates ``tuned`` in place, whatever the graph's module names became.
-    assert {id(p) for p in student.parameters()} == {id(p) for p in tuned.parameters()}
+    assert {id(p) for p in student.parameters()} == {id(p) for p in net.parameters()}
+    if part:
+        setattr(tuned, part, student)
+    trained = tuned if part else student
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     history = []
     for step in tqdm(range(steps), desc="quantization-aware fine-tuning", unit="step", disable=not progress):
@@ -65,9 +119,11 @@ def qat_finetune(model: nn.Module, images: list[np.ndarray], steps: int = 200, l
         x = sampler.batch(0, batch)
         with torch.no_grad():
             target = reference(x)
-        loss = F.l1_loss(student(x), target)
+        loss = F.l1_loss(trained(x), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         history.append(loss.item())
+    if part:
+        setattr(tuned, part, net)
     return tuned.eval(), history
