@@ -204,10 +204,13 @@ class Exporter:
         strip_names(out)
         return out
 
-    def _onnx_fp32(self, path: Path, precision: str) -> Path:
-        """fp32 ONNX of the graph ``precision`` starts from, written to ``path`` (once per graph)."""
+    def _onnx_fp32(self, out_dir: Path, precision: str) -> Path:
+        """fp32 ONNX of the graph ``precision`` starts from (exported once per graph): the float graph's
+        is the fp32 file in ``out_dir``; the int8-tuned graph's goes to the work folder."""
         key = ("onnx", self._graph_key("onnx", precision))
         if key not in self._fp32_source:
+            name = self.filename("onnx", "fp32")
+            path = out_dir / name if key[1] == "float" else self._work_dir() / f"int8_{name}"
             dyn = {"image": {2: "height", 3: "width"}, "output": {2: "height", 3: "width"}} if self.dynamic else None
             if self.dynamic and self.form.fixed_size:
                 raise UserError("the grid form has a fixed input size; --dynamic applies to the full form")
@@ -220,11 +223,9 @@ class Exporter:
     def onnx(self, out_dir: Path, precision: str) -> Path:
         if precision == "fp16":
             raise UserError("ONNX export offers fp32 and int8 (QDQ); use --target tflite or coreml for fp16")
-        fp32 = out_dir / self.filename("onnx", "fp32")
+        source = self._onnx_fp32(out_dir, precision)
         if precision == "fp32":
-            return self._onnx_fp32(fp32, precision)
-        source = self._onnx_fp32(self._work_dir() / f"int8_{fp32.name}" if self._graph_key("onnx", precision) == "int8"
-                                 else fp32, precision)
+            return source
         from edgeenhance.quantize.onnx import quantize_onnx
 
         with quiet():

@@ -191,7 +191,7 @@ def emulate_arm64(model_path: Path, images: Path | None = None, n: int = 2, kern
     x = _inputs(engine, images, n, model)
     raw = np.stack([engine.encode(xi[None])[0] for xi in x])  # the file's own layout and dtype
     arm_raw, info = run_arm64(model_path, raw, kernels, cache)
-    x86_raw = np.stack([_raw_run(engine, r) for r in raw])
+    x86_raw = np.stack([engine.invoke_raw(r[None])[0] for r in raw])
     arm = engine.decode(arm_raw)
     x86 = engine.decode(x86_raw)
     res = {"model": model_path.name, "kernels": kernels, "images": len(x), "arm": info,
@@ -231,12 +231,6 @@ def emulate_arm64(model_path: Path, images: Path | None = None, n: int = 2, kern
                    max_abs_error_arm_vs_float=max_abs_error(np.stack(outs_arm), np.stack(refs)),
                    compared="sliced full-resolution images (grid form)")
     return res
-
-
-def _raw_run(engine, raw):
-    engine.it.set_tensor(engine.inp["index"], raw[None])
-    engine.it.invoke()
-    return engine.it.get_tensor(engine.out["index"])[0].copy()
 
 
 def format_emulation(r: dict) -> str:
