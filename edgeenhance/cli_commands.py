@@ -306,8 +306,9 @@ def model_info(spec: str, size=(1080, 1920)) -> dict:
     if spec in ZOO:
         info["fixes"] = ZOO[spec].fixes
         if ZOO[spec].int8_weights:
-            info["int8_weights"] = (f"{ZOO[spec].int8_weights}: fine-tuned for int8 (QAT, every layer int8); TFLite/ONNX "
-                                    "int8 and CoreML w8a8 exports start from them (--float-weights: from the float weights)")
+            info["int8_weights"] = (f"{ZOO[spec].int8_weights}: fine-tuned for int8 (QAT, every layer int8, one scale per "
+                                    "weight tensor); TFLite/ONNX int8 and CoreML w8a8 exports start from them "
+                                    "(--float-weights: from the float weights)")
     return info
 
 

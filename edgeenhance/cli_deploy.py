@@ -38,6 +38,11 @@ def _export_options(p, parse_size, positive):
                    help="quantize the float weights even where the zoo ships weights fine-tuned for int8\n"
                         "(student-small: its int8 files come from QAT weights, every layer int8, verified\n"
                         "against the float model; this flag gives plain post-training int8 instead)")
+    p.add_argument("--weight-scales", choices=["channel", "tensor"],
+                   help="TFLite/ONNX int8 weight scales: one per output channel (default; most accurate\n"
+                        "after plain post-training int8) or one per weight tensor (smaller file). Weights\n"
+                        "fine-tuned for int8 default to how they were tuned (student-small: tensor).\n"
+                        "With quantize --qat, QAT simulates this choice")
     p.add_argument("--layout", choices=["nhwc", "nchw"], default="nhwc",
                    help="TFLite tensor layout (default nhwc: channel-last, as Android bitmaps, camera\n"
                         "buffers and TFLite image models use; nchw keeps PyTorch's order). ONNX and\n"
@@ -111,7 +116,7 @@ def _exporter(a, model, int8_model="shipped"):
     return Exporter(model, form=a.form, size=a.size, dynamic=a.dynamic, calib=a.calib, calib_images=a.calib_images,
                     verify_images=a.verify_images, min_psnr=a.min_psnr, threads=a.threads, io_dtype=a.io,
                     activations=a.activations, onnx_quantizer=a.onnx_quantizer, all_int8=a.all_int8,
-                    layout=a.layout, progress=not a.quiet,
+                    layout=a.layout, progress=not a.quiet, weight_scales=a.weight_scales,
                     int8_model=None if getattr(a, "float_weights", False) and int8_model == "shipped" else int8_model)
 
 
@@ -135,17 +140,22 @@ def cmd_export(a):
 
 def cmd_quantize(a):
     from edgeenhance.export.calib import calibration_images
-    from edgeenhance.models.registry import load_model, save_checkpoint
-    from edgeenhance.quantize.qat import qat_finetune
+    from edgeenhance.models.registry import load_model, mark_int8_tuned, save_checkpoint
+    from edgeenhance.quantize.qat import per_tensor_start, qat_finetune
 
     model = load_model(a.model)
     if getattr(model, "family", None) in ("lime", "tonecomp"):
         raise UserError(f"'{a.model}' is a classical algorithm: nothing to quantize")
     imgs = calibration_images(model, "synthetic" if a.calib == "synthetic" else a.calib, a.images, (256, 256))
-    tuned, hist = qat_finetune(model, imgs, a.steps, a.lr, crop=a.crop, progress=not a.quiet, all_int8=a.all_int8)
+    per_tensor = a.weight_scales == "tensor"
+    start = per_tensor_start(model, imgs) if per_tensor else model
+    tuned, hist = qat_finetune(start, imgs, a.steps, a.lr, crop=a.crop, progress=not a.quiet, all_int8=a.all_int8,
+                               per_tensor=per_tensor, reference=model)
     tuned.name = f"{getattr(model, 'name', model.family)}-qat"
     ckpt = a.out / f"{tuned.name}.safetensors"
-    save_checkpoint(ckpt, tuned, name=tuned.name, meta={"qat_steps": a.steps, "from": a.model, "all_int8": a.all_int8})
+    save_checkpoint(ckpt, tuned, name=tuned.name, meta={"qat_steps": a.steps, "from": a.model, "all_int8": a.all_int8,
+                                                        "weight_granularity": "tensor" if per_tensor else "channel"})
+    mark_int8_tuned(tuned, a.all_int8, a.weight_scales or "channel")  # as load_model(ckpt) would
     print(f"QAT loss {sum(hist[:10]) / 10:.5f} -> {sum(hist[-10:]) / 10:.5f}; checkpoint {ckpt}")
     a.int8 = True
     _run_export(a, a.model, int8_model=tuned)  # fp32 files from the float model, int8 from the tuned one

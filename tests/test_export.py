@@ -279,13 +279,18 @@ def test_qat_keeps_float_modules_float_and_tunes_the_rest():
 def test_quantize_qat_cli_writes_checkpoint_and_files(tmp_path):
     from edgeenhance.cli import main
 
+    from edgeenhance.models.registry import load_model
+
     assert main(["quantize", "--qat", "--model", "student-small", "--steps", "4", "--images", "2", "--crop", "32",
                  "--target", "tflite", "--size", "32x32", "--calib-images", "4", "--verify-images", "1",
-                 "--quiet", "-o", str(tmp_path)]) == 0
+                 "--weight-scales", "tensor", "--min-psnr", "20", "--quiet", "-o", str(tmp_path)]) == 0
     m = json.loads((tmp_path / "manifest.json").read_text())
     assert m["model"] == "student-small" and (tmp_path / "student-small-qat.safetensors").exists()
     assert m["int8_weights"]["from"] == "student-small-qat"  # int8 from the tuned weights, fp32 from the float ones
     assert {e["precision"] for e in m["files"]} == {"fp32", "int8"}
+    assert m["int8_weight_scales"]["files"] == ["student-small_full_int8.tflite"]
+    assert set(_weight_scale_counts(tmp_path / "student-small_full_int8.tflite")) == {1}
+    assert load_model(str(tmp_path / "student-small-qat.safetensors")).int8_weight_scales == "tensor"
 
 
 def test_int8_files_come_from_the_int8_model_and_are_held_to_the_float_model(tmp_path):
@@ -323,8 +328,77 @@ def test_shipped_int8_weights_are_used_unless_float_weights_are_asked(tmp_path):
     assert shipped.float_modules() == () and plain.float_modules() == tuple(sorted(StudentGenerator.int8_float_modules))
     assert shipped.uses_int8_weights("tflite", "int8") and not shipped.uses_int8_weights("coreml", "int8")
     assert not plain.uses_int8_weights("tflite", "int8")
+    # the shipped int8 weights were tuned with one scale per weight tensor (smaller TFLite file)
+    assert shipped.weight_scales_for("tflite", "int8") == "tensor" and plain.weight_scales_for("tflite", "int8") == "channel"
     with pytest.raises(UserError, match="int8_model"):
         Exporter("student-small", size=(32, 32), progress=False, int8_model="qat")
+
+
+def _weight_scale_counts(path):
+    """Number of int8 scales of every constant int8 weight tensor (rank > 1) in a .tflite file."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    buf = path.read_bytes()
+    model = schema.Model.GetRootAs(buf, 0)
+    sg = model.Subgraphs(0)
+    counts = []
+    for i in range(sg.TensorsLength()):
+        t = sg.Tensors(i)
+        q = t.Quantization()
+        if t.Type() == schema.TensorType.INT8 and t.ShapeLength() > 1 and model.Buffers(t.Buffer()).DataLength():
+            counts.append(q.ScaleLength())
+    return counts
+
+
+def test_tflite_int8_weights_with_one_scale_per_tensor(tmp_path):
+    """weight_scales='tensor' stores one scale per weight tensor (smaller file, still verified against
+    float); the default is one per output channel; the manifest says which files use one per tensor."""
+    kw = dict(size=(32, 32), calib_images=4, verify_images=2, min_psnr=20, progress=False, log=lambda *_: None)
+    chan = Exporter(tiny_student(), **kw).export(["tflite"], ["int8"], tmp_path / "chan")
+    tens = Exporter(tiny_student(), weight_scales="tensor", **kw).export(["tflite"], ["int8"], tmp_path / "tens")
+    c, t = (tmp_path / d / "tinystu_full_int8.tflite" for d in ("chan", "tens"))
+    assert _weight_scale_counts(t) and set(_weight_scale_counts(t)) == {1}
+    assert max(_weight_scale_counts(c)) > 1
+    assert t.stat().st_size < c.stat().st_size
+    assert tens["int8_weight_scales"]["files"] == ["tinystu_full_int8.tflite"] and "int8_weight_scales" not in chan
+    assert tens["files"][0]["verification"]["passed"]
+    with pytest.raises(UserError, match="weight scales"):
+        Exporter(tiny_student(), weight_scales="row", **kw)
+
+
+def test_weights_tuned_per_tensor_are_exported_per_tensor(tmp_path):
+    """A checkpoint QAT-tuned with one scale per weight tensor says so in its metadata: its TFLite int8
+    file uses per-tensor scales and it is not range-equalized (QAT fitted its rows to one scale)."""
+    from torch.ao.quantization.quantize_fx import prepare_qat_fx
+
+    from edgeenhance.models.registry import load_model, save_checkpoint
+    from edgeenhance.quantize.qat import _qconfig_mapping
+
+    m = tiny_student()
+    prepared = prepare_qat_fx(copy.deepcopy(m).train(), _qconfig_mapping(m, all_int8=True, per_tensor=True),
+                              (torch.rand(1, 3, 32, 32),))
+    schemes = {mod.weight_fake_quant.qscheme for mod in prepared.modules() if hasattr(mod, "weight_fake_quant")}
+    assert schemes == {torch.per_tensor_symmetric}
+    save_checkpoint(tmp_path / "pt.safetensors", m, name="pt", meta={"all_int8": True, "weight_granularity": "tensor"})
+    tuned = load_model(str(tmp_path / "pt.safetensors"))
+    assert tuned.int8_weight_scales == "tensor" and tuned.int8_equalize == () and tuned.int8_float_modules == ()
+    ex = Exporter(tiny_student(), size=(32, 32), calib_images=4, verify_images=1, min_psnr=0, progress=False,
+                  log=lambda *_: None, int8_model=tuned)
+    assert ex.weight_scales_for("tflite", "int8") == ex.weight_scales_for("onnx", "int8") == "tensor"
+    assert ex.weight_scales_for("coreml", "w8a8") == "channel" and ex.weight_scales_for("tflite", "fp16") == "channel"
+    manifest = ex.export(["onnx"], ["int8"], tmp_path / "onnx")
+    assert manifest["int8_weight_scales"]["files"] == ["tinystu_full_int8.onnx"]
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(tmp_path / "onnx" / "tinystu_full_int8.onnx")).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    weight_scales = [inits[n.input[1]] for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+                     and inits[n.input[0]].ndim == 4]
+    assert weight_scales and all(sc.size == 1 for sc in weight_scales)
+    assert Exporter(tiny_student(), size=(32, 32), progress=False, int8_model=tuned,
+                    weight_scales="channel").weight_scales_for("tflite", "int8") == "channel"
+    assert Exporter(tiny_student(), size=(32, 32), progress=False).weight_scales_for("tflite", "int8") == "channel"
 
 
 def test_tflite_files_are_stripped_of_scope_names_only(grid_export):

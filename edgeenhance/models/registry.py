@@ -121,11 +121,25 @@ def load_model(spec: str, device: str = "cpu"):
     except RuntimeError as e:
         raise UserError(f"{path}: weights do not fit a {meta['family']} model with config {meta['config']} ({e})") from None
     model.name = spec if spec in ZOO else meta.get("name", path.stem)
-    if meta["meta"].get("all_int8"):  # tuned for a graph with every layer in int8: int8 exports keep none float
+    mark_int8_tuned(model, bool(meta["meta"].get("all_int8")), meta["meta"].get("weight_granularity", "channel"))
+    return model.to(device).eval()
+
+
+def mark_int8_tuned(model, all_int8: bool, weight_scales: str = "channel"):
+    """Record how weights were fine-tuned for int8 (QAT), so that exports quantize the graph QAT saw:
+    with every layer in int8, no layer is kept float; with one scale per weight tensor, the TFLite
+    file uses those and the graph is not range-equalized (that would rescale weight rows QAT fitted
+    to one shared scale)."""
+    if all_int8:
         for m in model.modules():
             if hasattr(m, "int8_float_modules"):
                 m.int8_float_modules = ()
-    return model.to(device).eval()
+    if weight_scales == "tensor":
+        model.int8_weight_scales = "tensor"
+        for m in model.modules():
+            if hasattr(m, "int8_equalize"):
+                m.int8_equalize = ()
+    return model
 
 
 def load_int8_model(spec: str):

@@ -21,8 +21,11 @@ def float_nodes(model, modules) -> list[str]:
 
 
 def quantize_onnx(fp32_path: Path, out_path: Path, calib: list[np.ndarray], method: str = "nncf",
-                  float_modules=()) -> Path:
-    """fp32 .onnx -> int8 QDQ, calibrated on ``calib`` NCHW batches; ``float_modules`` stay float."""
+                  float_modules=(), weight_scales: str = "channel", asymmetric_activations: bool = False) -> Path:
+    """fp32 .onnx -> int8 QDQ, calibrated on ``calib`` NCHW batches; ``float_modules`` stay float;
+    ``weight_scales``: one int8 scale per output channel ('channel') or per weight tensor ('tensor');
+    ``asymmetric_activations``: activations with a zero point, as TFLite and our QAT quantize them
+    (NNCF's default preset makes them symmetric; onnxruntime's are asymmetric either way)."""
     import onnx
 
     model = onnx.load(str(fp32_path))
@@ -34,8 +37,14 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calib: list[np.ndarray], meth
         import nncf
 
         logging.getLogger("nncf").setLevel(logging.ERROR)
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, QuantizationParameters
+
+        adv = AdvancedQuantizationParameters(
+            weights_quantization_params=QuantizationParameters(per_channel=weight_scales == "channel"))
         q = nncf.quantize(model, nncf.Dataset(calib, lambda d: {name: np.ascontiguousarray(d, np.float32)}),
-                          subset_size=len(calib), ignored_scope=nncf.IgnoredScope(names=keep) if keep else None)
+                          subset_size=len(calib), ignored_scope=nncf.IgnoredScope(names=keep) if keep else None,
+                          preset=nncf.QuantizationPreset.MIXED if asymmetric_activations else None,
+                          advanced_parameters=adv)
         with atomic_path(out_path) as tmp:
             onnx.save(q, str(tmp))
         return out_path
@@ -51,7 +60,8 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calib: list[np.ndarray], meth
                 return None if d is None else {name: np.ascontiguousarray(d, np.float32)}
 
         with atomic_path(out_path) as tmp:
-            quantize_static(str(fp32_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            quantize_static(str(fp32_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
+                            per_channel=weight_scales == "channel",
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=keep)
         return out_path
     raise ValueError(f"unknown ONNX quantizer '{method}' (nncf or ort)")

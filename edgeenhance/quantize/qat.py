@@ -48,7 +48,7 @@ def _clipping_convs(model: nn.Module) -> dict[str, float | None]:
     return out
 
 
-def _qconfig_mapping(model: nn.Module, all_int8: bool = False):
+def _qconfig_mapping(model: nn.Module, all_int8: bool = False, per_tensor: bool = False):
     from torch.ao.quantization import (FakeQuantize, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
                                        QConfig, QConfigMapping)
 
@@ -56,8 +56,12 @@ def _qconfig_mapping(model: nn.Module, all_int8: bool = False):
         return FakeQuantize.with_args(observer=observer, quant_min=0, quant_max=255, dtype=torch.quint8,
                                       qscheme=torch.per_tensor_affine)
 
-    weight = FakeQuantize.with_args(observer=MovingAveragePerChannelMinMaxObserver, quant_min=-127, quant_max=127,
-                                    dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0)
+    if per_tensor:  # one scale per weight tensor (smaller files: no float scale per output channel)
+        weight = FakeQuantize.with_args(observer=MovingAverageMinMaxObserver, quant_min=-127, quant_max=127,
+                                        dtype=torch.qint8, qscheme=torch.per_tensor_symmetric)
+    else:
+        weight = FakeQuantize.with_args(observer=MovingAveragePerChannelMinMaxObserver, quant_min=-127, quant_max=127,
+                                        dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0)
     mapping = QConfigMapping().set_global(QConfig(activation=act(), weight=weight))
     floats = [f"{prefix}.{name}" if prefix else name for prefix, mod in model.named_modules()
               for name in (() if all_int8 else getattr(mod, "int8_float_modules", ()))]
@@ -81,11 +85,27 @@ def _input_of(net: nn.Module, model: nn.Module, x: torch.Tensor) -> torch.Tensor
     return seen[0]
 
 
+def per_tensor_start(model: nn.Module, images: list[np.ndarray]) -> nn.Module:
+    """Where QAT with one scale per weight tensor starts: the model range-equalized on ``images``
+    (its ``int8_equalize`` groups; same float function), so that QAT tunes the graph the exporter
+    quantizes. Checkpoints tuned this way are then exported without equalizing again."""
+    groups = getattr(model, "int8_equalize", ())
+    if not groups:
+        return model
+    from edgeenhance.quantize.equalize import equalize
+
+    return equalize(model, groups, [np.ascontiguousarray(np.asarray(im, np.float32).transpose(2, 0, 1))[None]
+                                    for im in images])
+
+
 def qat_finetune(model: nn.Module, images: list[np.ndarray], steps: int = 200, lr: float = 1e-4, batch: int = 4,
                  crop: int = 128, seed: int = 0, progress: bool = True,
-                 all_int8: bool = False) -> tuple[nn.Module, list[float]]:
+                 all_int8: bool = False, per_tensor: bool = False,
+                 reference: nn.Module | None = None) -> tuple[nn.Module, list[float]]:
     """Returns (fine-tuned float model, loss history). ``images``: (H, W, 3) training photos.
-    Observers follow the activation ranges for the first half of the steps, then are frozen."""
+    Observers follow the activation ranges for the first half of the steps, then are frozen.
+    ``per_tensor``: weights simulated with one scale per tensor instead of one per output channel.
+    ``reference``: the model whose output is the target (default ``model`` itself)."""
     from torch.ao.quantization import disable_observer
     from torch.ao.quantization.quantize_fx import prepare_qat_fx
     from tqdm import tqdm
@@ -96,7 +116,7 @@ def qat_finetune(model: nn.Module, images: list[np.ndarray], steps: int = 200, l
     m = getattr(model, "pad_multiple", 1)
     crop = max(m, crop - crop % m)
     sampler = CropSampler(images, crop=crop, seed=seed)
-    reference = copy.deepcopy(model).eval().requires_grad_(False)
+    reference = copy.deepcopy(reference if reference is not None else model).eval().requires_grad_(False)
     tuned = copy.deepcopy(model).train()
     # Only the part int8 runtimes execute is fake-quantized (``qat_part``; the bilateral model's grid
     # network: its full-resolution slicing and division run in float in the deployed grid form).
@@ -104,7 +124,7 @@ def qat_finetune(model: nn.Module, images: list[np.ndarray], steps: int = 200, l
     net = getattr(tuned, part) if part else tuned
     with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
         warnings.simplefilter("ignore")
-        student = prepare_qat_fx(net, _qconfig_mapping(net, all_int8), (_input_of(net, tuned, sampler.batch(0, 1)),))
+        student = prepare_qat_fx(net, _qconfig_mapping(net, all_int8, per_tensor), (_input_of(net, tuned, sampler.batch(0, 1)),))
     # The prepared graph wraps the very Parameter objects of ``net`` (fused and QAT modules reuse
     # them), so training it updates ``tuned`` in place, whatever the graph's module names became.
     assert {id(p) for p in student.parameters()} == {id(p) for p in net.parameters()}

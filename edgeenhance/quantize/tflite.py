@@ -19,7 +19,8 @@ def float_scope_regex(modules) -> str | None:
     return r"^[^;]*_(?:" + "|".join(re.escape(m) for m in modules) + r")(?:/|;|$)"
 
 
-def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(), output_names=()):
+def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(), output_names=(),
+            weight_scales: str = "channel"):
     from ai_edge_quantizer import qtyping, recipe_manager
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
@@ -29,8 +30,10 @@ def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(
         rp.add_weight_only_config(regex=".*", operation_name=ops.ALL_SUPPORTED, num_bits=16,
                                   algorithm_key=AlgorithmName.FLOAT_CASTING)
         return rp.get_quantization_recipe()
+    granularity = {"channel": qtyping.QuantGranularity.CHANNELWISE, "tensor": qtyping.QuantGranularity.TENSORWISE}
     rp.add_static_config(regex=".*", operation_name=ops.ALL_SUPPORTED, activation_num_bits=activation_bits,
-                         weight_num_bits=8, algorithm_key=AlgorithmName.MIN_MAX_UNIFORM_QUANT)
+                         weight_num_bits=8, weight_granularity=granularity[weight_scales],
+                         algorithm_key=AlgorithmName.MIN_MAX_UNIFORM_QUANT)
 
     def keep_float(regex):
         rp.add_quantization_config(regex=regex, operation_name=ops.ALL_SUPPORTED, op_config=qtyping.OpQuantizationConfig(),
@@ -44,22 +47,26 @@ def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(
             for name in output_names:  # (its weights, if it has any, still stored as int8)
                 keep_float("^" + re.escape(name) + ";$")
                 rp.add_weight_only_config(regex=f"(?:^{re.escape(name)};$)", operation_name=ops.ALL_SUPPORTED,
-                                          num_bits=8, algorithm_key=AlgorithmName.MIN_MAX_UNIFORM_QUANT)
+                                          num_bits=8, granularity=granularity[weight_scales],
+                                          algorithm_key=AlgorithmName.MIN_MAX_UNIFORM_QUANT)
     scope = float_scope_regex(float_modules)
     if scope:
         keep_float(scope)  # float compute for ops without weights (mean, add) ...
         # ... and int8-stored weights for those with weights (a separate key: the same regex would overwrite)
         rp.add_weight_only_config(regex=f"(?:{scope})", operation_name=ops.ALL_SUPPORTED, num_bits=8,
-                                  algorithm_key=AlgorithmName.MIN_MAX_UNIFORM_QUANT)
+                                  granularity=granularity[weight_scales], algorithm_key=AlgorithmName.MIN_MAX_UNIFORM_QUANT)
     return rp.get_quantization_recipe()
 
 
 def quantize_tflite(fp32_path: Path, out_path: Path, calib: list[np.ndarray], precision: str = "int8",
-                    io_dtype: str = "float", activation_bits: int = 8, float_modules=()) -> Path:
+                    io_dtype: str = "float", activation_bits: int = 8, float_modules=(),
+                    weight_scales: str = "channel") -> Path:
     """fp32 .tflite -> int8 (static, calibrated on ``calib`` NCHW batches) or fp16-weight .tflite.
 
     ``io_dtype``: 'float' (float32 I/O) or 'int8' (int8 I/O, as the quantizer emits it).
     ``float_modules``: submodule names (e.g. 'global_fc') whose ops compute in float with int8 weights.
+    ``weight_scales``: 'channel' (one int8 scale per output channel) or 'tensor' (one per weight tensor:
+    smaller files; for weights fine-tuned that way).
     """
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer
@@ -70,7 +77,7 @@ def quantize_tflite(fp32_path: Path, out_path: Path, calib: list[np.ndarray], pr
     sig, outputs = fp32.get_signature_list(), [d["name"] for d in fp32.get_output_details()]
     key = next(iter(sig))
     q = quantizer.Quantizer(str(fp32_path))
-    q.load_quantization_recipe(_recipe(precision, io_dtype, activation_bits, float_modules, outputs))
+    q.load_quantization_recipe(_recipe(precision, io_dtype, activation_bits, float_modules, outputs, weight_scales))
     with quiet():
         if precision == "fp16":
             result = q.quantize()
