@@ -147,15 +147,15 @@ def cmd_quantize(a):
     if getattr(model, "family", None) in ("lime", "tonecomp"):
         raise UserError(f"'{a.model}' is a classical algorithm: nothing to quantize")
     imgs = calibration_images(model, "synthetic" if a.calib == "synthetic" else a.calib, a.images, (256, 256))
-    per_tensor = a.weight_scales == "tensor"
-    start = per_tensor_start(model, imgs) if per_tensor else model
+    scales = a.weight_scales or "channel"
+    start = per_tensor_start(model, imgs) if scales == "tensor" else model
     tuned, hist = qat_finetune(start, imgs, a.steps, a.lr, crop=a.crop, progress=not a.quiet, all_int8=a.all_int8,
-                               per_tensor=per_tensor, reference=model)
+                               per_tensor=scales == "tensor", reference=model)
     tuned.name = f"{getattr(model, 'name', model.family)}-qat"
     ckpt = a.out / f"{tuned.name}.safetensors"
     save_checkpoint(ckpt, tuned, name=tuned.name, meta={"qat_steps": a.steps, "from": a.model, "all_int8": a.all_int8,
-                                                        "weight_granularity": "tensor" if per_tensor else "channel"})
-    mark_int8_tuned(tuned, a.all_int8, a.weight_scales or "channel")  # as load_model(ckpt) would
+                                                        "weight_granularity": scales})
+    mark_int8_tuned(tuned, a.all_int8, scales)  # as load_model(ckpt) would
     print(f"QAT loss {sum(hist[:10]) / 10:.5f} -> {sum(hist[-10:]) / 10:.5f}; checkpoint {ckpt}")
     a.int8 = True
     _run_export(a, a.model, int8_model=tuned)  # fp32 files from the float model, int8 from the tuned one

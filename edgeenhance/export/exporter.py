@@ -47,7 +47,7 @@ class Exporter:
         self.all_int8 = all_int8  # ignore the model's float layers: every op int8 (NPUs, DSPs)
         if weight_scales not in (None, "channel", "tensor"):
             raise UserError(f"unknown weight scales '{weight_scales}' (choose channel or tensor)")
-        self.weight_scales = weight_scales  # TFLite int8 weights; None: as the weights were tuned, else per channel
+        self.weight_scales = weight_scales  # TFLite/ONNX int8 weights; None: as the weights were tuned, else per channel
         if layout not in ("nhwc", "nchw"):
             raise UserError(f"unknown layout '{layout}' (choose nhwc or nchw)")
         # TFLite files take and return channel-last tensors by default: what Android bitmaps, camera

@@ -127,8 +127,8 @@ def load_model(spec: str, device: str = "cpu"):
 
 def mark_int8_tuned(model, all_int8: bool, weight_scales: str = "channel"):
     """Record how weights were fine-tuned for int8 (QAT), so that exports quantize the graph QAT saw:
-    with every layer in int8, no layer is kept float; with one scale per weight tensor, the TFLite
-    file uses those and the graph is not range-equalized (that would rescale weight rows QAT fitted
+    with every layer in int8, no layer is kept float; with one scale per weight tensor, TFLite and
+    ONNX int8 files use those and the graph is not range-equalized (that would rescale weight rows QAT fitted
     to one shared scale)."""
     if all_int8:
         for m in model.modules():

@@ -1,7 +1,8 @@
 """Quantization-aware fine-tuning: the model learns weights that survive int8.
 
 PyTorch FX graph-mode QAT inserts fake quantization where an int8 runtime rounds: every weight
-(per output channel, symmetric, as TFLite/XNNPACK) and every activation: conv outputs, additions,
+(symmetric, per output channel as TFLite/XNNPACK default to, or per tensor with ``per_tensor``) and
+every activation: conv outputs, additions,
 the input (per tensor, asymmetric). Activations are declared as quint8 [0, 255]: the same grid as
 int8 [-128, 127] with the zero point moved by 128, and the activation type PyTorch's backend config
 accepts (with qint8 activations FX silently inserted no activation fake quantization at all: only
