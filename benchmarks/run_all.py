@@ -95,10 +95,11 @@ def lime_ms(size, runs=3) -> float:
     return float(np.median(ts) * 1000)
 
 
-def model_speed(files: dict[str, Path], threads: int, runs: int) -> dict:
+def model_speed(files: dict[str, Path], threads: int, runs: int, rounds: int = 5) -> dict:
     """Model latency as TFLite's benchmark_model measures it: interpreter invoke() alone, input set
     once. The files run interleaved, run by run, so the shared machine's load falls on all alike;
-    medians in ms."""
+    medians in ms over all runs, and under "rounds" the medians of ``rounds`` equal slices of the
+    runs in order (their spread shows how far the machine's load moved a ratio during the run)."""
     from edgeenhance.runtime.engines import LiteRTEngine, quantize
 
     engines = {k: LiteRTEngine(f, threads) for k, f in files.items()}
@@ -113,7 +114,17 @@ def model_speed(files: dict[str, Path], threads: int, runs: int) -> dict:
             t = time.perf_counter()
             e.it.invoke()
             times[k].append(time.perf_counter() - t)
-    return {k: float(np.median(v) * 1000) for k, v in times.items()}
+    out = {k: float(np.median(v) * 1000) for k, v in times.items()}
+    out["rounds"] = {k: [float(np.median(c) * 1000) for c in np.array_split(np.asarray(v), rounds)]
+                     for k, v in times.items()}
+    return out
+
+
+def speedup(ms: dict, key: str = "int8") -> dict:
+    """fp32 / ``key`` time: over all runs, and per round (min, median, max)."""
+    per_round = [a / b for a, b in zip(ms["rounds"]["fp32"], ms["rounds"][key])]
+    return {"all_runs": ms["fp32"] / ms[key], "rounds_min": min(per_round), "rounds_median": float(np.median(per_round)),
+            "rounds_max": max(per_round), "rounds": [round(r, 3) for r in per_round]}
 
 
 def cpu_info() -> dict:
@@ -196,7 +207,7 @@ def main() -> int:
                                           "int8": bil / "bilateral_grid_int8.tflite",
                                           "int8_all": bil8 / "bilateral_grid_int8.tflite",
                                           "fp32_nchw": bilc / "bilateral_grid_fp32.tflite",
-                                          "int8_nchw": bilc / "bilateral_grid_int8.tflite"}, a.threads, max(50, a.runs * 40))
+                                          "int8_nchw": bilc / "bilateral_grid_int8.tflite"}, a.threads, max(50, a.runs * 80))
     for s in (sizes if "bilateral" in models else []):
         size = SIZES[s]
         for f in ("bilateral_grid_fp32.tflite", "bilateral_grid_int8.tflite", "bilateral_grid_fp32.onnx",
@@ -224,7 +235,7 @@ def main() -> int:
                  log=lambda *_: None).export(["tflite"], ["int8"], dp)
         speed[("student-small", s)] = model_speed(
             {"fp32": d / "student-small_full_fp32.tflite", "int8": d / "student-small_full_int8.tflite",
-             "int8_ptq": dp / "student-small_full_int8.tflite"}, a.threads, max(5, a.runs * {"256": 10, "512": 4}.get(s, 1)))
+             "int8_ptq": dp / "student-small_full_int8.tflite"}, a.threads, max(10, a.runs * {"256": 30, "512": 8}.get(s, 2)))
         for f in sorted(d.glob("*.tflite")) + sorted(d.glob("*.onnx")) + [dp / "student-small_full_int8.tflite"]:
             rows.append(dict(measure_isolated("file", str(f), size, a.threads, a.runs, 2), model="student-small",
                              size_name=s, file=f"{f.parent.name}/{f.name}"))
@@ -266,6 +277,7 @@ def summarize(rows, acc, speed):
                 continue
             bench = acc.get((model, s), {}).get(f"{d}/{stem}_int8.tflite")
             e = {"model_ms_invoke": ms, "model_int8_speedup": ms["fp32"] / ms["int8"],
+                 "model_int8_speedup_by_round": speedup(ms),
                  "end_to_end_ms": {"fp32": f32["latency_ms"]["p50"], "int8": i8["latency_ms"]["p50"]},
                  "end_to_end_int8_speedup": f32["latency_ms"]["p50"] / i8["latency_ms"]["p50"],
                  "tflite_int8_file_ratio": i8["file_size_bytes"] / f32["file_size_bytes"],
@@ -294,8 +306,9 @@ def print_tables(rows, summary):
         ps = r.get("psnr_vs_float")
         print(f"{r['model']:<14}{r['size_name']:<7}{r['file'][:55]:<56}{r['latency_ms']['p50']:>10.2f}"
               f"{kb:>8.0f}{'-' if ps is None else f'{ps:.2f}':>10}")
-    print("\nint8 vs fp32 TFLite (model: invoke() medians, interleaved; e2e: the isolated rows above)")
-    print(f"{'model@size':<22}{'model x':>9}{'other x':>9}{'e2e x':>8}{'file':>7}{'worst dB':>10}  targets met")
+    print("\nint8 vs fp32 TFLite (model: invoke() medians, interleaved, and the range over 5 rounds of the run;"
+          " e2e: the isolated rows above)")
+    print(f"{'model@size':<22}{'model x':>9}{'rounds':>12}{'other x':>9}{'e2e x':>8}{'file':>7}{'worst dB':>10}  targets met")
     print("  (other: bilateral --all-int8; student plain post-training int8 of the float weights, --float-weights)")
     for k, e in summary.items():
         if "model_int8_speedup" not in e:
@@ -305,7 +318,9 @@ def print_tables(rows, summary):
         worst = min((v["min"] for f, v in acc.items() if f.startswith(default) and f.endswith("int8.tflite")),
                     default=None)
         allx = e.get("model_all_int8_speedup", e.get("model_float_weights_ptq_speedup"))
-        print(f"{k:<22}{e['model_int8_speedup']:>9.2f}{'-' if allx is None else f'{allx:.2f}':>9}"
+        r = e["model_int8_speedup_by_round"]
+        print(f"{k:<22}{e['model_int8_speedup']:>9.2f}{r['rounds_min']:>6.2f}-{r['rounds_max']:<5.2f}"
+              f"{'-' if allx is None else f'{allx:.2f}':>9}"
               f"{e['end_to_end_int8_speedup']:>8.2f}{e['tflite_int8_file_ratio']:>7.3f}"
               f"{'-' if worst is None else f'{worst:.1f}':>10}  {e['targets_met']}")
     print("\nsummary:")
