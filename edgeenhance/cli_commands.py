@@ -280,7 +280,7 @@ def add_info(sub, parse_size):
 
 def model_info(spec: str, size=(1080, 1920)) -> dict:
     from edgeenhance.models.macs import count_macs, count_params
-    from edgeenhance.models.registry import ZOO, deploy_forms, load_model
+    from edgeenhance.models.registry import ZOO, deploy_forms, load_int8_model, load_model
 
     m = load_model(spec)
     info = {"model": spec, "family": m.family, "config": m.config}
@@ -305,9 +305,14 @@ def model_info(spec: str, size=(1080, 1920)) -> dict:
         }
     if spec in ZOO:
         info["fixes"] = ZOO[spec].fixes
-        if ZOO[spec].int8_weights:
-            info["int8_weights"] = (f"{ZOO[spec].int8_weights}: fine-tuned for int8 (QAT, every layer int8, one scale per "
-                                    "weight tensor); TFLite/ONNX int8 and CoreML w8a8 exports start from them "
+        tuned = load_int8_model(spec)
+        if tuned is not None:  # how they were tuned, as the checkpoint records it (see mark_int8_tuned)
+            floats = sorted({n for mod in tuned.modules() for n in getattr(mod, "int8_float_modules", ())})
+            layers = f"float layers: {', '.join(floats)}" if floats else "every layer int8"
+            scales = "one scale per weight tensor" if getattr(tuned, "int8_weight_scales", "channel") == "tensor" \
+                else "one scale per output channel"
+            info["int8_weights"] = (f"{ZOO[spec].int8_weights}: fine-tuned for int8 (QAT, {layers}, {scales}); "
+                                    "TFLite/ONNX int8 and CoreML w8a8 exports start from them "
                                     "(--float-weights: from the float weights)")
     return info
 

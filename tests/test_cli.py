@@ -77,6 +77,10 @@ def test_info_json(capsys):
     assert info["params"] > 50_000 and info["macs"]["1080x1920"] > info["macs"]["256x256"]
     assert set(info["forms"]) == {"full", "grid"}
     assert info["forms"]["grid"]["input"]["shape"] == [1, 3, 256, 256]
+    assert "int8_weights" not in info  # the bilateral model ships no int8-tuned weights
+    assert main(["info", "student-small", "--json"]) == 0
+    tuned = json.loads(capsys.readouterr().out)["int8_weights"]  # read from that checkpoint's metadata
+    assert tuned.startswith("student_small_int8.safetensors") and "every layer int8, one scale per weight tensor" in tuned
 
 
 def test_data_synth_and_eval_json(tmp_path, capsys):
