@@ -7,7 +7,7 @@ float student's output. The student is range-equalized first (its ``int8_equaliz
 calibration photos at 512 px), so QAT tunes the very graph the exporter quantizes; the checkpoint
 is marked so that exports do not equalize it again. Rendered over-exposed photos at three scales
 (256, 512 and 1024 px, the last rendered at 512 and upsampled, as the exporter's large calibration
-images are) so that the tuned weights hold at every export size. CPU, 2 threads: about 13 minutes.
+images are) so that the tuned weights hold at every export size. CPU, 2 threads: about 9 minutes.
 
     python scripts/qat_student.py [OUT.safetensors]
 """

@@ -1,5 +1,5 @@
 """Phone-sized student generator: only convolutions (depthwise-separable where it pays), ReLU6,
-additions and nearest upsampling, so that it maps well to int8 NPUs and CPUs. No normalization.
+additions, nearest and sub-pixel upsampling, so that it maps well to int8 NPUs and CPUs. No normalization.
 
 The network predicts a residual on the input; the output is clamped to [0, 1].
 """
@@ -24,6 +24,16 @@ def upsample2x(x: torch.Tensor) -> torch.Tensor:
     return y.permute(0, 3, 1, 2)
 
 
+def shuffle2x(top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
+    """Sub-pixel (depth-to-space) 2x upsampling of two (N, 6, h, w) maps holding the top and bottom
+    rows of each 2x2 output block, channels ordered (dx, rgb) -> (N, 3, 2h, 2w). Written like
+    ``upsample2x``: reshapes and one concatenation in channel-last order, which XNNPACK runs in its
+    graph (no 6-D transpose, no DEPTH_TO_SPACE)."""
+    rows = [r.permute(0, 2, 3, 1).unflatten(3, (2, -1)).flatten(2, 3) for r in (top, bottom)]  # (N, h, 2w, 3)
+    y = torch.cat(rows, dim=2).unflatten(2, (2, -1)).flatten(1, 2)  # (N, 2h, 2w, 3)
+    return y.permute(0, 3, 1, 2)
+
+
 def dw_sep(cin, cout, stride=1):
     return nn.Sequential(
         nn.Conv2d(cin, cin, 3, stride, 1, groups=cin), nn.ReLU6(True),
@@ -43,45 +53,44 @@ class DwBlock(nn.Module):
 
 
 class StudentGenerator(nn.Module):
-    """Encoder (1/4 resolution) -> inverted-residual blocks -> nearest-upsampling decoder with skips."""
+    """Half-resolution network with a sub-pixel head: a stride-2 stem -> inverted-residual blocks at 1/4
+    -> nearest upsampling with a skip -> 3x3 heads that predict each 2x2 block's residual, put back
+    at full resolution by ``shuffle2x``. No convolution runs at full resolution: there, int8 wins
+    nothing (16-channel depthwise and 1x1 layers at 256x256 took longer in int8 than in float in the
+    first student, whose int8 file was 1.94-1.98x faster than fp32 at 256x256; this one 2.16-2.20x).
+    The output is ``clamp(x + residual, 0, 1)``."""
 
     family = "student"
     pad_multiple = 4  # two stride-2 stages
-    # Kept in float compute (weights still int8) by the int8 exporters. Measured on 12 bench photos at
-    # 256x256: with an all-int8 graph the worst PSNR(int8, float) was 30.1 dB (a mostly clipped sky:
-    # the encoder's int8 features cannot tell near-white tones apart, and the skips carry the error
-    # to the output); with the encoder in float it is 35.1 dB. The encoder is 11% of the MACs. Range
-    # equalization (below) lifts the all-int8 graph to 33.6 dB at 256x256 but not at 512x512 (30.5 dB
-    # worst vs 33.0 with the float encoder), so the encoder stays float unless --all-int8 is asked.
-    int8_float_modules = ("stem", "down1", "down2")
-    # Channel groups range-equalized before int8 quantization (quantize/equalize.py; exact in float):
-    # the stem's 16 output channels span 0.08..2.3 and share one int8 scale with up1's (the skip add),
-    # and down1's depthwise output spans 0.01..1.6. Measured at 256x256 on 12 bench photos, all-int8
-    # graph: worst PSNR(int8, float) 30.1 -> 33.6 dB; at 512x512 with the float encoder 32.3 -> 33.0 dB.
-    int8_equalize = (((("stem.0", "stem.1"), ("up1.0", "up1.1")), ("down1.0", "fuse0.0")),
-                     ((("down1.0", "down1.1"),), ("down1.2",)))
+    # Kept in float compute (weights still int8) by int8 exports from the float weights (--float-weights);
+    # the shipped int8-tuned weights run every layer in int8. Post-training int8 with per-channel
+    # weights, 8 bench photos: worst PSNR(int8, float) 37.8 / 37.2 dB at 256 / 512 with the encoder in
+    # float, 36.6 / 36.7 dB all-int8.
+    int8_float_modules = ("stem", "down2")
+    # Channel groups range-equalized before int8 quantization (quantize/equalize.py; exact in float), as
+    # in the first student, where they lifted the worst all-int8 PSNR at 256x256 from 30.1 to 33.6 dB:
+    # the stem's output shares one int8 scale with up2's (the skip add), and down2's depthwise output.
+    int8_equalize = (((("stem.0", "stem.1"), ("up2.0", "up2.1")), ("down2.0", "fuse1.0")),
+                     ((("down2.0", "down2.1"),), ("down2.2",)))
 
     def __init__(self, width: int = 16, blocks: int = 4):
         super().__init__()
         w = width
         self.config = dict(width=width, blocks=blocks)
-        self.stem = nn.Sequential(nn.Conv2d(3, w, 3, 1, 1), nn.ReLU6(True))
-        self.down1 = dw_sep(w, w * 2, 2)
+        self.stem = nn.Sequential(nn.Conv2d(3, w * 2, 4, 2, 1), nn.ReLU6(True))  # 1/2: same padding as TF "SAME"
         self.down2 = dw_sep(w * 2, w * 4, 2)
         self.blocks = nn.Sequential(*[DwBlock(w * 4) for _ in range(blocks)])
         self.up2 = nn.Sequential(nn.Conv2d(w * 4, w * 2, 1), nn.ReLU6(True))
-        self.up1 = nn.Sequential(nn.Conv2d(w * 2, w, 1), nn.ReLU6(True))
         self.fuse1 = dw_sep(w * 2, w * 2)
-        self.fuse0 = dw_sep(w, w)
-        self.head = nn.Conv2d(w, 3, 3, 1, 1)
+        # residuals of the top and bottom row of each 2x2 block: (dx, rgb) = 6 channels each
+        self.head = nn.ModuleList([nn.Conv2d(w * 2, 6, 3, 1, 1) for _ in range(2)])
 
     def features(self, x):
-        s0 = self.stem(x)
-        s1 = self.down1(s0)
+        s1 = self.stem(x)
         m = self.blocks(self.down2(s1))
         u1 = self.fuse1(upsample2x(self.up2(m)) + s1)
-        u0 = self.fuse0(upsample2x(self.up1(u1)) + s0)
-        return torch.clamp(x + self.head(u0), 0.0, 1.0), {"down": s1, "mid": m, "up": u1}
+        residual = shuffle2x(self.head[0](u1), self.head[1](u1))
+        return torch.clamp(x + residual, 0.0, 1.0), {"down": s1, "mid": m, "up": u1}
 
     def forward(self, x):
         return self.features(x)[0]

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""How the shipped float student (edgeenhance/models/weights/student_small.safetensors) was made:
+distilled on the CPU from the first student, whose architecture ran 16-channel convolutions at full
+resolution (int8 gained too little there: its int8 TFLite file was 1.94-1.98x faster than fp32 at
+256x256). The CycleGAN teacher it was distilled from is not shipped (45 MB), so the first student,
+its faithful copy (PSNR 22.4 dB to the teacher), is the teacher here.
+
+The new student's 1/4-resolution layers (down2, blocks, up2, fuse1) have the first student's shapes
+and start from its weights; the stride-2 stem and the sub-pixel heads start fresh. Pixel L1 to the
+first student's output on rendered over-exposed photos (800 at 256 px, 200 at 512 px; training
+seeds, disjoint from calibration, verification and held-out seeds), random 160x160 crops with flips,
+batch 8, Adam 2e-3 with cosine decay. The checkpoint with the best PSNR to the first student on 16
+validation photos is kept. CPU, 2 threads: about 6 minutes.
+
+    python scripts/redistill_student.py FIRST_STUDENT.safetensors [OUT.safetensors]
+
+The first student's weights are in git history:
+    git show 72de97c:edgeenhance/models/weights/student_small.safetensors > first_student.safetensors
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STEPS, LR, CROP, BATCH = 3000, 2e-3, 160, 8
+TRAIN = {(256, 256): range(0, 800), (512, 512): range(800, 1000)}
+VAL_SEEDS = range(1_100_000, 1_100_016)  # checkpoint choice; the README's held-out numbers use 1_000_000..
+
+
+class FirstStudent(nn.Module):
+    """The first student's architecture (full-resolution stem, fuse0 and head), to load its weights."""
+
+    def __init__(self, w=16, blocks=4):
+        super().__init__()
+        from edgeenhance.models.student import DwBlock, dw_sep
+
+        self.stem = nn.Sequential(nn.Conv2d(3, w, 3, 1, 1), nn.ReLU6(True))
+        self.down1 = dw_sep(w, w * 2, 2)
+        self.down2 = dw_sep(w * 2, w * 4, 2)
+        self.blocks = nn.Sequential(*[DwBlock(w * 4) for _ in range(blocks)])
+        self.up2 = nn.Sequential(nn.Conv2d(w * 4, w * 2, 1), nn.ReLU6(True))
+        self.up1 = nn.Sequential(nn.Conv2d(w * 2, w, 1), nn.ReLU6(True))
+        self.fuse1 = dw_sep(w * 2, w * 2)
+        self.fuse0 = dw_sep(w, w)
+        self.head = nn.Conv2d(w, 3, 3, 1, 1)
+
+    def forward(self, x):
+        s0 = self.stem(x)
+        s1 = self.down1(s0)
+        m = self.blocks(self.down2(s1))
+        up = lambda t: F.interpolate(t, scale_factor=2, mode="nearest")
+        u1 = self.fuse1(up(self.up2(m)) + s1)
+        u0 = self.fuse0(up(self.up1(u1)) + s0)
+        return torch.clamp(x + self.head(u0), 0.0, 1.0)
+
+
+def run(model, imgs):
+    with torch.no_grad():
+        return [model(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None])[0].numpy().transpose(1, 2, 0)
+                for x in imgs]
+
+
+def main() -> int:
+    from safetensors.torch import load_file
+
+    from edgeenhance.data.datasets import CropSampler
+    from edgeenhance.data.synth import render_pairs
+    from edgeenhance.metrics import psnr
+    from edgeenhance.models.registry import WEIGHTS_DIR, save_checkpoint
+    from edgeenhance.models.student import student
+
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    out = Path(sys.argv[2]) if len(sys.argv) > 2 else WEIGHTS_DIR / "student_small.safetensors"
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    first = FirstStudent().eval()
+    first.load_state_dict({k.removeprefix("model."): v for k, v in load_file(sys.argv[1]).items()
+                           if k.startswith("model.")})
+    imgs = [x for size, seeds in TRAIN.items() for x, _ in render_pairs(seeds, "over", size, workers=2)]
+    targets = run(first, imgs)
+    val = [x for x, _ in render_pairs(VAL_SEEDS, "over", (256, 256), workers=2)]
+    val_t = run(first, val)
+    stu = student("small")
+    for name in ("down2", "blocks", "up2", "fuse1"):
+        getattr(stu, name).load_state_dict(getattr(first, name).state_dict())
+    opt = torch.optim.Adam(stu.parameters(), lr=LR)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=STEPS, eta_min=LR * 0.01)
+    sampler = CropSampler(list(zip(imgs, targets)), crop=CROP, seed=0)
+    best, t0 = -1.0, time.time()
+    for step in range(STEPS):
+        x, y = sampler.paired_batch(BATCH)
+        loss = F.l1_loss(stu(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % 250 == 0:
+            stu.eval()
+            fid = float(np.mean([psnr(a, b) for a, b in zip(run(stu, val), val_t)]))
+            stu.train()
+            print(f"step {step + 1}: L1 {loss.item():.4f}  PSNR(new, first) {fid:.2f} dB  {time.time() - t0:.0f} s", flush=True)
+            if fid > best:
+                best = fid
+                save_checkpoint(out, stu.eval(), name="student-small",
+                                meta={"distilled_from": "first student-small (72de97c)", "step": step + 1,
+                                      "psnr_vs_first_student_val": fid, "steps": STEPS, "lr": LR, "crop": CROP,
+                                      "batch": BATCH})
+                stu.train()
+    print(f"best PSNR(new, first) on validation: {best:.2f} dB; wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
