@@ -103,6 +103,20 @@ def test_upsample2x_is_nearest_neighbour():
     assert torch.equal(upsample2x(x), F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
+@pytest.mark.parametrize("size", list(SIZES))
+def test_student_runs_no_convolution_at_full_resolution(size):
+    """Full-resolution layers gain little from int8 (see StudentGenerator); the output stays full size."""
+    m, seen = student(size).eval(), []
+    hooks = [c.register_forward_hook(lambda _m, _i, out: seen.append(tuple(out.shape[-2:])))
+             for c in m.modules() if isinstance(c, nn.Conv2d)]
+    with torch.no_grad():
+        y = m(torch.rand(1, 3, 64, 96))
+    for h in hooks:
+        h.remove()
+    assert y.shape == (1, 3, 64, 96) and len(seen) > 10
+    assert max(h for h, _ in seen) <= 32 and max(w for _, w in seen) <= 48
+
+
 def test_shuffle2x_is_depth_to_space():
     import torch.nn.functional as F
 
