@@ -291,7 +291,6 @@ def summarize(rows, acc, speed):
             if not (f32 and i8 and ms):
                 continue
             main = ms["fp32/int8"]
-            ratio = lambda pair: ms[pair]["fp32" if pair.startswith("fp32/") else "fp32_nchw"] / ms[pair][pair.split("/")[1]]
             bench = acc.get((model, s), {}).get(f"{d}/{stem}_int8.tflite")
             e = {"model_ms_invoke": ms, "model_int8_speedup": main["fp32"] / main["int8"],
                  "model_int8_speedup_by_round": speedup_by_round(main),
@@ -303,7 +302,8 @@ def summarize(rows, acc, speed):
                               ("model_float_weights_ptq_speedup", "fp32/int8_ptq"),
                               ("model_int8_speedup_nchw_layout", "fp32_nchw/int8_nchw")):
                 if pair in ms:
-                    e[key] = ratio(pair)
+                    slow, fast = pair.split("/")  # paired_speed's key: "fp32_key/int8_key"
+                    e[key] = ms[pair][slow] / ms[pair][fast]
             e["targets_met"] = {"int8_2x_faster_model": e["model_int8_speedup"] >= 2.0,
                                 "int8_file_at_most_30pct": e["tflite_int8_file_ratio"] <= 0.30,
                                 f"psnr_worst_at_least_{MIN_PSNR[model]:.0f}dB":

@@ -23,7 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -63,20 +62,15 @@ class FirstStudent(nn.Module):
         return torch.clamp(x + self.head(u0), 0.0, 1.0)
 
 
-def run(model, imgs):
-    with torch.no_grad():
-        return [model(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None])[0].numpy().transpose(1, 2, 0)
-                for x in imgs]
-
-
 def main() -> int:
     from safetensors.torch import load_file
 
     from edgeenhance.data.datasets import CropSampler
     from edgeenhance.data.synth import render_pairs
-    from edgeenhance.metrics import psnr
+    from edgeenhance.evaluate import enhance_array
     from edgeenhance.models.registry import WEIGHTS_DIR, save_checkpoint
     from edgeenhance.models.student import student
+    from edgeenhance.train.distill import student_fidelity
 
     if len(sys.argv) < 2:
         print(__doc__)
@@ -88,9 +82,8 @@ def main() -> int:
     first.load_state_dict({k.removeprefix("model."): v for k, v in load_file(sys.argv[1]).items()
                            if k.startswith("model.")})
     imgs = [x for size, seeds in TRAIN.items() for x, _ in render_pairs(seeds, "over", size, workers=2)]
-    targets = run(first, imgs)
+    targets = [enhance_array(first, x) for x in imgs]
     val = [x for x, _ in render_pairs(VAL_SEEDS, "over", (256, 256), workers=2)]
-    val_t = run(first, val)
     stu = student("small")
     for name in ("down2", "blocks", "up2", "fuse1"):
         getattr(stu, name).load_state_dict(getattr(first, name).state_dict())
@@ -107,7 +100,7 @@ def main() -> int:
         sched.step()
         if (step + 1) % 250 == 0:
             stu.eval()
-            fid = float(np.mean([psnr(a, b) for a, b in zip(run(stu, val), val_t)]))
+            fid = student_fidelity(stu, first, val)
             stu.train()
             print(f"step {step + 1}: L1 {loss.item():.4f}  PSNR(new, first) {fid:.2f} dB  {time.time() - t0:.0f} s", flush=True)
             if fid > best:

@@ -278,7 +278,6 @@ def test_qat_keeps_float_modules_float_and_tunes_the_rest():
 
 def test_quantize_qat_cli_writes_checkpoint_and_files(tmp_path):
     from edgeenhance.cli import main
-
     from edgeenhance.models.registry import load_model
 
     assert main(["quantize", "--qat", "--model", "student-small", "--steps", "4", "--images", "2", "--crop", "32",

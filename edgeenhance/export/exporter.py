@@ -105,8 +105,8 @@ class Exporter:
     def weight_scales_for(self, target: str, precision: str) -> str:
         """'tensor' or 'channel' int8 weight scales of a TFLite or ONNX int8 file: as asked, else as the
         int8-tuned weights were tuned (``int8_weight_scales``: QAT compensated that very rounding, and
-        finer per-channel rounding of those weights loses it: student ONNX 27.6 dB worst at 512x512 vs
-        33.0 for TFLite per tensor), else per channel. CoreML stays per channel."""
+        finer per-channel rounding of those weights loses it: first student, ONNX 27.6 dB worst at 512x512
+        vs 33.0 for TFLite per tensor), else per channel. CoreML stays per channel."""
         if target not in ("tflite", "onnx") or precision != "int8":
             return "channel"
         weights = self.int8_model if self.uses_int8_weights(target, precision) else self.model
