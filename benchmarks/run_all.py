@@ -214,7 +214,7 @@ def main() -> int:
         bilc = a.out / "bilateral_grid_nchw"  # --layout nchw: TRANSPOSE ops at both ends, for comparison
         Exporter("bilateral", form="grid", size=(512, 512), calib_images=32, verify_images=2, progress=False,
                  layout="nchw", log=lambda *_: None).export(["tflite"], ["fp32", "int8"], bilc)
-        # The grid network takes 256x256 whatever the photo size: one model-level measurement.
+        # The grid network's input size is fixed whatever the photo size: one model-level measurement.
         speed["bilateral"] = paired_speed({"fp32": bil / "bilateral_grid_fp32.tflite",
                                            "int8": bil / "bilateral_grid_int8.tflite",
                                            "int8_all": bil8 / "bilateral_grid_int8.tflite",

@@ -72,5 +72,5 @@ def test_fused_slice_and_resize_match_torch():
         low = m.low_res(x)
         grid = m.gridnet(low)[0].numpy()
     img = np.ascontiguousarray(x[0].permute(1, 2, 0).numpy())
-    assert np.abs(resize_bilinear(img, (256, 256)) - low[0].permute(1, 2, 0).numpy()).max() < 1e-5
+    assert np.abs(resize_bilinear(img, (m.lowres, m.lowres)) - low[0].permute(1, 2, 0).numpy()).max() < 1e-5
     assert np.abs(fused_slice(img, grid, m.guide_params()) - full).max() < 1e-5

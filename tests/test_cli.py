@@ -76,7 +76,7 @@ def test_info_json(capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["params"] > 50_000 and info["macs"]["1080x1920"] > info["macs"]["256x256"]
     assert set(info["forms"]) == {"full", "grid"}
-    assert info["forms"]["grid"]["input"]["shape"] == [1, 3, 256, 256]
+    assert info["forms"]["grid"]["input"]["shape"] == [1, 3, 128, 128]
     assert "int8_weights" not in info  # the bilateral model ships no int8-tuned weights
     assert main(["info", "student-small", "--json"]) == 0
     tuned = json.loads(capsys.readouterr().out)["int8_weights"]  # read from that checkpoint's metadata

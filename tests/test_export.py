@@ -112,16 +112,17 @@ def test_int8_float_modules_compute_in_float(grid_export):
     mean = [o for name, o in ops if name == "MEAN"]
     assert mean and mean[0] == [np.float32]  # the global path runs in float ...
     convs = [o[0] for name, o in ops if name == "CONV_2D"]
-    assert convs[0] == np.int8 and np.float32 in convs  # ... the splat convs in int8
+    assert convs[0] == np.int8 and np.float32 in convs  # ... the splat convs in int8 ...
+    assert convs[-1] == np.int8  # ... and the output conv, after the float global path
     assert any(name == "DEQUANTIZE" for name, _ in ops)  # float layers read int8-stored weights
     import onnx
 
     g = onnx.load(str(out / "tinybil_grid_int8.onnx")).graph
     producers = {o: n.op_type for n in g.node for o in n.output}
-    out_conv = next(n for n in g.node if n.name.startswith("/out/") and n.op_type == "Conv")
-    splat_conv = next(n for n in g.node if n.name.startswith("/splat/") and n.op_type == "Conv")
-    assert producers[splat_conv.input[0]] == "DequantizeLinear"
-    assert producers.get(out_conv.input[0]) != "DequantizeLinear"
+    conv = {k: next(n for n in g.node if n.name.startswith(f"/{k}/") and n.op_type == "Conv")
+            for k in ("splat", "global_fc", "out")}
+    assert producers[conv["splat"].input[0]] == producers[conv["out"].input[0]] == "DequantizeLinear"
+    assert producers.get(conv["global_fc"].input[0]) != "DequantizeLinear"
 
 
 @pytest.mark.slow
@@ -267,8 +268,8 @@ def test_qat_keeps_float_modules_float_and_tunes_the_rest():
     fq = [n for n, mod in prepared.named_modules() if type(mod).__name__ == "FakeQuantize"]
     assert any("splat" in n or "activation_post_process" in n for n in fq)
     qat_names = {n for n, mod in prepared.named_modules() if hasattr(mod, "weight_fake_quant")}
-    assert any(n.startswith("splat") for n in qat_names)
-    assert not any(n.startswith(("global_", "out")) for n in qat_names)  # float layers: no fake quant
+    assert any(n.startswith("splat") for n in qat_names) and any(n.startswith("out") for n in qat_names)
+    assert not any(n.startswith("global_") for n in qat_names)  # float layers: no fake quant
     imgs = [np.random.default_rng(i).random((48, 48, 3)).astype(np.float32) for i in range(4)]
     m = tiny_bilateral()
     tuned, hist = qat_finetune(m, imgs, steps=30, lr=1e-3, batch=2, crop=32, progress=False)

@@ -55,13 +55,13 @@ class GlobalMix(nn.Module):
 class GridNet(nn.Module):
     """Low-resolution image (B, 3, lowres, lowres) -> bilateral grid (B, 12*bins, grid, grid)."""
 
-    # Kept in float compute (weights still int8) by the int8 exporters: the image-wide feature vector
-    # of a dark photo is small next to the calibrated range, int8 rounds it coarsely, and since the
-    # output is I / S the error is amplified where S is small (PSNR(int8, float) fell to 24 dB on dark
-    # images). These layers run at 16x16 and below: 9% of the MACs.
-    int8_float_modules = ("global_conv", "global_pool", "global_fc", "global_mix", "out")
+    # The global path is kept in float compute (weights still int8) by the int8 exporters: the image-wide
+    # feature vector of a dark photo is small next to the calibrated range, int8 rounds it coarsely, and
+    # since the output is I / S the error is amplified where S is small (PSNR(int8, float) fell to 24 dB
+    # on dark images). It runs on one pixel, so float costs nothing there; the output conv is int8.
+    int8_float_modules = ("global_conv", "global_pool", "global_fc", "global_mix")
 
-    def __init__(self, lowres=256, grid_size=16, bins=8, width=8):
+    def __init__(self, lowres=128, grid_size=16, bins=8, width=12, global_convs=0):
         super().__init__()
         n_down = (lowres // grid_size).bit_length() - 1
         if 2**n_down * grid_size != lowres:
@@ -70,7 +70,9 @@ class GridNet(nn.Module):
         self.splat = nn.Sequential(*[conv(chans[i], chans[i + 1], 2) for i in range(n_down)])
         c = chans[-1]
         self.local = nn.Sequential(conv(c, c), conv(c, c, act=False))
-        self.global_conv = nn.Sequential(conv(c, c, 2), conv(c, c, 2))
+        # HDRNet's global path has stride-2 convs before pooling; with none, the pooled vector is the mean
+        # of 256 splat features, which int8 rounding barely moves.
+        self.global_conv = nn.Sequential(*[conv(c, c, 2) for _ in range(global_convs)])
         self.global_pool = GlobalMean()
         self.global_fc = nn.Sequential(nn.Conv2d(c, c, 1), nn.ReLU(inplace=True), nn.Conv2d(c, c, 1))
         self.global_mix = GlobalMix()
@@ -124,11 +126,12 @@ class BilateralEnhancer(nn.Module):
     pad_multiple = 1
     qat_part = "gridnet"  # what int8 runtimes execute (grid form); QAT leaves the float slicing alone
 
-    def __init__(self, lowres=256, grid_size=16, bins=8, width=8, guide_hidden=8):
+    def __init__(self, lowres=128, grid_size=16, bins=8, width=12, guide_hidden=8, global_convs=0):
         super().__init__()
-        self.config = dict(lowres=lowres, grid_size=grid_size, bins=bins, width=width, guide_hidden=guide_hidden)
+        self.config = dict(lowres=lowres, grid_size=grid_size, bins=bins, width=width, guide_hidden=guide_hidden,
+                           global_convs=global_convs)
         self.lowres, self.bins = lowres, bins
-        self.gridnet = GridNet(lowres, grid_size, bins, width)
+        self.gridnet = GridNet(lowres, grid_size, bins, width, global_convs)
         self.guide = Guide(guide_hidden)
         self.static_size: tuple[int, int] | None = None  # set by exporters that need constant shapes
 

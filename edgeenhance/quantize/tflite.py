@@ -19,8 +19,7 @@ def float_scope_regex(modules) -> str | None:
     return r"^[^;]*_(?:" + "|".join(re.escape(m) for m in modules) + r")(?:/|;|$)"
 
 
-def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(), output_names=(),
-            weight_scales: str = "channel"):
+def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(), weight_scales: str = "channel"):
     from ai_edge_quantizer import qtyping, recipe_manager
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
@@ -43,12 +42,6 @@ def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(
         for op in (ops.INPUT, ops.OUTPUT):
             rp.add_quantization_config(regex=".*", operation_name=op, op_config=qtyping.OpQuantizationConfig(),
                                        algorithm_key=AlgorithmName.NO_QUANTIZE)
-        if float_modules:  # the op writing a float output after float layers: no extra int8 rounding
-            for name in output_names:  # (its weights, if it has any, still stored as int8)
-                keep_float("^" + re.escape(name) + ";$")
-                rp.add_weight_only_config(regex=f"(?:^{re.escape(name)};$)", operation_name=ops.ALL_SUPPORTED,
-                                          num_bits=8, granularity=granularity[weight_scales],
-                                          algorithm_key=AlgorithmName.MIN_MAX_UNIFORM_QUANT)
     scope = float_scope_regex(float_modules)
     if scope:
         keep_float(scope)  # float compute for ops without weights (mean, add) ...
@@ -64,7 +57,9 @@ def quantize_tflite(fp32_path: Path, out_path: Path, calib: list[np.ndarray], pr
     """fp32 .tflite -> int8 (static, calibrated on ``calib`` NCHW batches) or fp16-weight .tflite.
 
     ``io_dtype``: 'float' (float32 I/O) or 'int8' (int8 I/O, as the quantizer emits it).
-    ``float_modules``: submodule names (e.g. 'global_fc') whose ops compute in float with int8 weights.
+    ``float_modules``: submodule names (e.g. 'global_fc') whose ops compute in float with int8 weights
+    (ops are selected by scope name; the op writing the model's output is named after the output, so
+    it stays int8).
     ``weight_scales``: 'channel' (one int8 scale per output channel) or 'tensor' (one per weight tensor:
     smaller files; for weights fine-tuned that way).
     """
@@ -73,11 +68,10 @@ def quantize_tflite(fp32_path: Path, out_path: Path, calib: list[np.ndarray], pr
 
     from edgeenhance.fileio import atomic_path
 
-    fp32 = Interpreter(str(fp32_path))
-    sig, outputs = fp32.get_signature_list(), [d["name"] for d in fp32.get_output_details()]
+    sig = Interpreter(str(fp32_path)).get_signature_list()
     key = next(iter(sig))
     q = quantizer.Quantizer(str(fp32_path))
-    q.load_quantization_recipe(_recipe(precision, io_dtype, activation_bits, float_modules, outputs, weight_scales))
+    q.load_quantization_recipe(_recipe(precision, io_dtype, activation_bits, float_modules, weight_scales))
     with quiet():
         if precision == "fp16":
             result = q.quantize()

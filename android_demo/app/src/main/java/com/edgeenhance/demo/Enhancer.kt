@@ -13,9 +13,9 @@ import java.nio.MappedByteBuffer
 import java.nio.channels.FileChannel
 
 /**
- * The bilateral model's grid form as deployed: resize the frame to the network's 256x256 input,
+ * The bilateral model's grid form as deployed: resize the frame to the network's input (128x128 for the shipped model),
  * run LiteRT (GPU delegate, falling back to XNNPACK on the CPU), slice the grid at full resolution.
- * The model takes float32 input and returns the grid, both channel-last (NHWC: (1, 256, 256, 3) in,
+ * The model takes float32 input and returns the grid, both channel-last (NHWC: (1, n, n, 3) in,
  * (1, g, g, 12*bins) out; the export default) or channel-first (NCHW, export --layout nchw), as
  * manifest.json says.
  */
