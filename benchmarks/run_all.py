@@ -96,9 +96,10 @@ def lime_ms(size, runs=3) -> float:
     return float(np.median(ts) * 1000)
 
 
-def model_speed(files: dict[str, Path], threads: int, runs: int, rounds: int = 5) -> dict:
+def model_speed(files: dict[str, Path], threads: int, runs: int, rounds: int = 5, warmup_s: float = 0.5) -> dict:
     """Model latency as TFLite's benchmark_model measures it: interpreter invoke() alone, input set
-    once. The files run interleaved, run by run, so the shared machine's load falls on all alike;
+    once, after at least ``warmup_s`` seconds of warm-up runs per file (its --warmup_min_secs).
+    The files run interleaved, run by run, so the shared machine's load falls on all alike;
     medians in ms over all runs, and under "rounds" the medians of ``rounds`` equal slices of the
     runs in order (their spread shows how far the machine's load moved a ratio during the run)."""
     from edgeenhance.runtime.engines import LiteRTEngine, quantize
@@ -107,8 +108,10 @@ def model_speed(files: dict[str, Path], threads: int, runs: int, rounds: int = 5
     for e in engines.values():
         x = np.random.default_rng(0).random(tuple(e.inp["shape"]), dtype=np.float32)  # the file's own layout
         e.it.set_tensor(e.inp["index"], quantize(x, e.inp))
-        for _ in range(3):
+        start, n = time.perf_counter(), 0
+        while n < 3 or time.perf_counter() - start < warmup_s:
             e.it.invoke()
+            n += 1
     times = {k: [] for k in engines}
     for _ in range(runs):
         for k, e in engines.items():
