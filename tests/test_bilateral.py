@@ -87,3 +87,14 @@ def test_fast_enhance_matches_the_pytorch_model():
     m = random_model()
     img = np.random.default_rng(1).random((70, 101, 3)).astype(np.float32)
     assert np.abs(fast_enhance(m, img) - enhance_array(m, img)).max() < 1e-5
+
+
+def test_global_path_with_and_without_strided_convs():
+    """global_convs=2 is the first model's (HDRNet's) global path, which scripts/rearch_bilateral.py
+    loads; the default pools the splat features directly. Both give the same grid shape."""
+    cfg = dict(lowres=64, grid_size=8, bins=4, width=4)
+    hdrnet, pooled = BilateralEnhancer(**cfg, global_convs=2).eval(), BilateralEnhancer(**cfg).eval()
+    assert len(hdrnet.gridnet.global_conv) == 2 and len(pooled.gridnet.global_conv) == 0
+    assert not any(k.startswith("gridnet.global_conv") for k in pooled.state_dict())
+    low = torch.rand(1, 3, 64, 64)
+    assert hdrnet.gridnet(low).shape == pooled.gridnet(low).shape == (1, 48, 8, 8)
