@@ -44,7 +44,7 @@ FIRST = dict(lowres=256, grid_size=16, bins=8, width=8, guide_hidden=8, global_c
 def main() -> int:
     from edgeenhance.data.datasets import CropSampler
     from edgeenhance.data.synth import render_pairs
-    from edgeenhance.models.bilateral import BilateralEnhancer, apply_illumination, slice_grid
+    from edgeenhance.models.bilateral import BilateralEnhancer
     from edgeenhance.models.registry import WEIGHTS_DIR, read_checkpoint, save_checkpoint
     from edgeenhance.train.distill import student_fidelity
 
@@ -75,9 +75,9 @@ def main() -> int:
         x = sampler.batch(0, BATCH)
         with torch.no_grad():
             grid_t = first.gridnet(first.low_res(x))
-            y = first(x)
+            y = first.apply_grid(x, grid_t)[0]
         grid = new.gridnet(new.low_res(x))
-        pred = apply_illumination(x, slice_grid(grid, new.guide(x), new.bins))[0]
+        pred = new.apply_grid(x, grid)[0]
         loss = F.l1_loss(pred, y) + W_GRID * F.l1_loss(grid, grid_t)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -139,7 +139,10 @@ class BilateralEnhancer(nn.Module):
         return F.interpolate(x, size=(self.lowres, self.lowres), mode="bilinear", align_corners=False)
 
     def forward_with_illumination(self, x):
-        grid = self.gridnet(self.low_res(x))
+        return self.apply_grid(x, self.gridnet(self.low_res(x)))
+
+    def apply_grid(self, x, grid):
+        """(clip(x / S), S) for a grid predicted from ``x``: slicing with this model's guide, then Retinex."""
         return apply_illumination(x, slice_grid(grid, self.guide(x), self.bins, self.static_size))
 
     def forward(self, x):
