@@ -75,3 +75,78 @@ def test_write_dataset_layouts(tmp_path):
     a = sorted((tmp_path / "u" / "trainA").iterdir())
     b = sorted((tmp_path / "u" / "trainB").iterdir())
     assert len(a) == len(b) == 2
+
+
+# The renderer must look like photographs: real blacks, clipped lamps, contrast. The thresholds sit
+# between the haze renderer this replaced (numbers in the comments) and what it renders now.
+
+def _darkest30(img):
+    v = np.sort(luminance(img).ravel())
+    return float(v[: int(0.3 * len(v))].mean())
+
+
+def _night_seeds(n):
+    return [s for s in range(200) if random_scene(s).light.kind == "lamp"][:n]
+
+
+def test_tone_curve_has_a_toe_and_a_shoulder():
+    x = np.linspace(0, 1, 1001, dtype=np.float32)
+    for gamma, plain in ((0.0, linear_to_srgb(x)), (2.2, Camera(gamma=2.2).response(x))):
+        cam = Camera(gamma=gamma, contrast=1.5)
+        y = cam.response(x)
+        shadows, highlights = (x > 0) & (x < 0.15), (x > 0.22) & (x < 1)
+        assert np.all(y[shadows] < plain[shadows])  # dark tones pushed down, not lifted
+        assert y[10] < 0.5 * plain[10]  # 1% of white: well into the toe
+        assert np.all(y[highlights] > plain[highlights])  # highlights rolled off into white
+        assert abs(float(cam.response(np.float32(0.18))) - float(Camera(gamma=gamma).response(np.float32(0.18)))) < 1e-3
+        assert np.all(np.diff(y) >= 0) and y[0] == 0 and y[-1] == 1
+        assert np.allclose(cam.inverse_response(y), x, atol=2e-3)
+
+
+def test_a_stop_still_halves_linear_light_through_the_tone_curve():
+    radiance = np.linspace(0.02, 0.45, 64, dtype=np.float32)[None, :, None].repeat(3, 2)
+    cam = dict(gamma=0.0, contrast=1.6, full_well=0, read_noise=0, bits=16)
+    rng = np.random.default_rng(0)
+    a = Camera(ev=0, **cam).inverse_response(Camera(ev=0, **cam).capture(radiance, rng, metering=1.0))
+    b = Camera(ev=-1, **cam).inverse_response(Camera(ev=-1, **cam).capture(radiance, rng, metering=1.0))
+    assert np.allclose(a / b, 2.0, rtol=0.02)
+
+
+def test_under_exposed_inputs_have_real_blacks():
+    darks = [_darkest30(render_pair(s, "under", (64, 64))[0]) for s in range(16)]
+    assert np.median(darks) < 0.08  # old renderer: 0.23 (grey haze)
+
+
+def test_night_scenes_have_several_bright_lamps():
+    for s in range(8):
+        p = random_scene(s, night=True)
+        assert p.light.kind == "lamp" and len(p.lamps) >= 1
+        assert all(lt.radius > 0 for lt in [p.light, *p.lamps])
+        assert p.fill < 0.01 and p.sky_power < 0.02  # almost no fill: shadows stay black
+        radiance = render(p, (96, 96))
+        lum = luminance(radiance)
+        assert lum.max() > 300 * np.median(lum)  # emitters far above what they light
+
+
+def test_night_inputs_are_dark_with_a_few_clipped_lamps():
+    seeds = _night_seeds(6)
+    darks = []
+    for s in seeds:
+        under, target = render_pair(s, "under", (96, 96))
+        clipped = (under >= 0.999).any(-1)
+        assert 1 <= clipped.sum() and clipped.mean() < 0.03, (s, clipped.sum())  # old renderer: none
+        assert (target >= 0.999).any(-1).mean() < 0.25
+        darks.append(_darkest30(under))
+    assert np.median(darks) < 0.03
+
+
+def test_night_light_power_scales_radiance():
+    p = random_scene(8, night=True)
+    base = render(p, (32, 32))
+    p.light.power *= 4
+    assert render(p, (32, 32)).mean() > base.mean() * 1.1
+
+
+def test_targets_have_contrast():
+    stds = [luminance(render_pair(s, "under", (64, 64))[1]).std() for s in range(16)]
+    assert np.mean(stds) > 0.17  # old renderer: 0.129

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -45,3 +47,37 @@ def test_resume_continues_from_saved_step(tmp_path):
 def test_resume_without_state_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="no training state"):
         small_run(tmp_path, resume=True)
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def real_folder(tmp_path, sub, n, name):
+    """A small copy of a folder of ../shared/data (the real photos CI has beside the repo)."""
+    import shutil
+
+    src = SHARED / sub
+    assert src.is_dir(), f"{src} is missing: the real-photo tests need ../shared/data beside the repo"
+    dst = tmp_path / name
+    dst.mkdir()
+    for f in sorted(src.iterdir())[:n]:
+        shutil.copy(f, dst / f.name)
+    return dst
+
+
+def test_short_real_photo_run_lowers_the_loss_and_lifts_real_dark_frames(tmp_path):
+    photos = real_folder(tmp_path, "photos/bsd100", 12, "photos")
+    dark = real_folder(tmp_path, "exposure/lol_our485_low", 8, "dark")
+    logs = []
+    r = small_run(tmp_path / "run", data=str(photos), zero_ref=[dark], steps=60, val_every=60, lr=5e-3,
+                  log=logs.append, workers=0)
+    h = r["history"]
+    assert np.mean(h[-10:]) < 0.8 * np.mean(h[:10])
+    assert r["best"]["dark_lift"] > 0.005  # the identity start lifts nothing
+    assert any("real low-light frames" in line for line in logs)
+
+
+def test_real_photo_folder_without_dark_frames_is_a_clear_error(tmp_path):
+    photos = real_folder(tmp_path, "photos/bsd100", 6, "photos")
+    with pytest.raises(UserError, match="no frames darker"):
+        small_run(tmp_path / "run", data=str(photos), zero_ref=[photos], steps=2)

@@ -1,5 +1,6 @@
 """A small camera model: linear radiance -> exposure -> sensor clipping and noise -> white balance
--> response curve -> 8-bit quantization. Also the inverse steps used to re-expose real photos."""
+-> response curve (gamma or sRGB, optionally an S-shaped tone curve with a toe and a shoulder)
+-> 8-bit quantization. Also the inverse steps used to re-expose real photos."""
 
 from __future__ import annotations
 
@@ -35,6 +36,16 @@ class Camera:
     full_well: float = 4000.0  # electrons at sensor white: sets shot noise
     read_noise: float = 0.002  # read noise, as a fraction of sensor white
     bits: int = 8
+    # Tone curve of a camera's JPEG: > 1 applies an S-curve of this slope at middle grey, which
+    # stays put: shadows pushed towards black (toe), highlights rolled off into white (shoulder).
+    # 1 = the plain power law / sRGB encoding.
+    contrast: float = 1.0
+
+    def _pivot(self) -> float:
+        """Where middle grey lands on the plain curve: the S-curve's fixed point."""
+        if self.gamma <= 0:
+            return float(linear_to_srgb(np.float32(MIDDLE_GREY)))
+        return MIDDLE_GREY ** (1 / self.gamma)
 
     def response(self, x: np.ndarray) -> np.ndarray:
         """Camera response curve f: linear [0, 1] -> encoded [0, 1]."""
@@ -43,6 +54,12 @@ class Camera:
         else:
             x = np.clip(x, 0.0, 1.0)
             y = np.where(x < 0.002, x * (0.002 ** (1 / self.gamma) / 0.002), np.power(x, 1 / self.gamma))
+        if self.contrast != 1.0:
+            # y^a / (y^a + k (1-y)^a), k chosen to keep the pivot: slope ``contrast`` there, 0 at both ends.
+            a, pv = self.contrast, self._pivot()
+            k = pv ** (a - 1) * (1 - pv) ** (1 - a)
+            ya = np.power(y, a)
+            y = ya / np.maximum(ya + k * np.power(1 - y, a), 1e-12)
         if self.shoulder > 0:
             k = 1.0 + 4.0 * self.shoulder
             y = (1 - np.exp(-k * y)) / (1 - np.exp(-k))
@@ -53,6 +70,11 @@ class Camera:
         if self.shoulder > 0:
             k = 1.0 + 4.0 * self.shoulder
             y = -np.log(np.clip(1 - y * (1 - np.exp(-k)), 1e-7, 1)) / k
+        if self.contrast != 1.0:
+            a, pv = self.contrast, self._pivot()
+            k = pv ** (a - 1) * (1 - pv) ** (1 - a)
+            r = np.power(k * y / np.maximum(1 - y, 1e-12), 1 / a)
+            y = np.where(y >= 1, 1.0, r / (1 + r))
         if self.gamma <= 0:
             return srgb_to_linear(y)
         t = 0.002 ** (1 / self.gamma)
@@ -86,10 +108,9 @@ def meter(radiance: np.ndarray, key: float = MIDDLE_GREY) -> float:
     return min(key / max(log_avg, 1e-6), 0.95 / max(highlight, 1e-6))
 
 
-def reexpose(img: np.ndarray, ev: float, rng: np.random.Generator, camera: Camera | None = None) -> np.ndarray:
-    """Exposure-error synthesis for a real photo: linearize, scale by 2^ev, re-apply the response,
-    clip and add noise (MSEC-style)."""
-    camera = camera or Camera(gamma=0)  # real photos are sRGB-encoded
-    lin = camera.inverse_response(img)
-    cam = Camera(**{**camera.__dict__, "ev": ev})
-    return cam.capture(lin, rng, metering=1.0)
+def reexpose(img: np.ndarray, ev: float, rng: np.random.Generator) -> np.ndarray:
+    """Exposure error ``ev`` (stops) synthesized from a real sRGB photo: the pipeline of
+    ``edgeenhance.data.exposure`` with sRGB curve, neutral white balance and the ISO that offset implies."""
+    from edgeenhance.data.exposure import capture, fixed_exposure
+
+    return capture(img, fixed_exposure(ev), rng)

@@ -9,32 +9,37 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeenhance.data.camera import Camera, reexpose
+from edgeenhance.data.camera import Camera
 from edgeenhance.data.scenes import random_scene, render
 
 # Exposure offsets (stops) of each synthetic kind of input.
-EV_RANGES = {"under": (-4.0, -2.0), "over": (1.5, 3.0)}
+EV_RANGES = {"under": (-5.0, -2.0), "over": (1.5, 3.0)}
 MSEC_EVS = {"N1.5": -1.5, "N1": -1.0, "0": 0.0, "P1": 1.0, "P1.5": 1.5}
 
 
 def _camera(rng: np.random.Generator, look: np.random.Generator, ev: float, exposure: str) -> Camera:
+    """The capturing camera: its tone curve comes from ``look`` (shared with the target), its
+    sensor noise from the ISO it had to use."""
     gamma = 0.0 if look.random() < 0.5 else float(look.uniform(1.9, 2.5))
-    shoulder = float(look.uniform(0, 0.3))
+    contrast = float(look.uniform(1.3, 1.8))
     wb = (1.0, 1.0, 1.0)
-    full_well = 4000.0
+    iso = 100.0
     if exposure == "under":
         wb = tuple(float(g) for g in rng.uniform(0.95, 1.05, 3))
-        full_well = float(rng.uniform(300, 2000))  # low light: high ISO, few electrons
-    return Camera(ev=ev, wb_gains=wb, gamma=gamma, shoulder=shoulder, full_well=full_well,
-                  read_noise=float(rng.uniform(0.001, 0.004)))
+        iso = float(2 ** rng.uniform(np.log2(800), np.log2(6400)))  # low light: high ISO
+    # A small pixel: ~20k electrons at sensor white at ISO 100 and ~3 electrons of read noise;
+    # gain divides the electrons that white stands for, so both noises grow with ISO.
+    full_well = 2e6 / iso * float(rng.uniform(0.7, 1.4))
+    read_e = float(rng.uniform(2.0, 4.0))
+    return Camera(ev=ev, wb_gains=wb, gamma=gamma, contrast=contrast, full_well=full_well, read_noise=read_e / full_well)
 
 
 def render_pair(seed: int, exposure: str = "under", size=(256, 256)) -> tuple[np.ndarray, np.ndarray]:
     """One scene, captured badly exposed (``under`` or ``over``) and well exposed: (input, target).
 
     The exposure offset stands for the light source's power relative to the camera's metering:
-    a dim lamp gives a dark noisy frame, a strong sun clipped highlights. The target depends on
-    the seed only, so the under and over inputs of one seed share it.
+    a dim lamp gives a dark noisy frame, a strong sun clipped highlights. Both go through the same
+    tone curve. The target depends on the seed only, so the under and over inputs of one seed share it.
     """
     rng = np.random.default_rng([seed, 1 if exposure == "under" else 2])
     look = np.random.default_rng([seed, 0])  # response curve: shared by input and target
@@ -42,7 +47,7 @@ def render_pair(seed: int, exposure: str = "under", size=(256, 256)) -> tuple[np
     ev = float(rng.uniform(*EV_RANGES[exposure]))
     cam = _camera(rng, look, ev, exposure)
     bad = cam.capture(radiance, rng)
-    good_cam = Camera(ev=0.0, gamma=cam.gamma, shoulder=cam.shoulder, full_well=20000.0, read_noise=0.0005)
+    good_cam = Camera(ev=0.0, gamma=cam.gamma, contrast=cam.contrast, full_well=20000.0, read_noise=0.0002)
     good = good_cam.capture(radiance, np.random.default_rng([seed, 3]))
     return bad, good
 
@@ -99,6 +104,7 @@ def exposure_errors_from_folder(src: Path, out: Path, seed: int = 0, progress: b
     """MSEC-style pairs from good photos: INPUT_IMAGES/<name>_{N1.5,N1,0,P1,P1.5}.JPG + GT_IMAGES/<name>.jpg."""
     from tqdm import tqdm
 
+    from edgeenhance.data.exposure import capture, fixed_exposure
     from edgeenhance.data.imageio import list_images, read_image, write_image
     from edgeenhance.errors import UserError
 
@@ -113,7 +119,7 @@ def exposure_errors_from_folder(src: Path, out: Path, seed: int = 0, progress: b
         write_image(out / "GT_IMAGES" / f"{f.stem}.jpg", img)
         for tag, ev in MSEC_EVS.items():
             rng = np.random.default_rng([seed, i, int(ev * 10) + 100])
-            write_image(out / "INPUT_IMAGES" / f"{f.stem}_{tag}.JPG", reexpose(img, ev, rng))
+            write_image(out / "INPUT_IMAGES" / f"{f.stem}_{tag}.JPG", capture(img, fixed_exposure(ev), rng))
     return out
 
 

