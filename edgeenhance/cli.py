@@ -63,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_outputs(args) -> None:
+    """Refuse output paths that cannot be written before any work starts (not an hour into training)."""
+    from pathlib import Path
+
+    from edgeenhance.fileio import check_writable
+
+    for name in ("out", "json", "csv", "sheet"):
+        value = getattr(args, name, None)
+        if isinstance(value, Path):
+            check_writable(value)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -70,6 +82,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     try:
+        _check_outputs(args)
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"edgeenhance: error: {e}", file=sys.stderr)

@@ -136,11 +136,37 @@ def add_train(sub, positive):
     p.set_defaults(func=lambda a: p.print_help())
 
 
+def _check_lr(a):
+    if not 0 < a.lr < float("inf"):  # also refuses nan
+        raise UserError(f"--lr must be a positive number, got {a.lr}")
+
+
+def _check_resume(a):
+    """--resume: refuse an unreadable OUT/last.safetensors before any data is loaded (its absence is
+    reported by the trainers)."""
+    path = a.out / "last.safetensors"
+    if not getattr(a, "resume", False) or not path.is_file():
+        return
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:  # checks the header covers the whole file
+            meta = f.metadata() or {}
+        int(meta["step"])
+        for key in ("configs", "families", "extra"):
+            if not isinstance(json.loads(meta.get(key, "{}")), dict):
+                raise ValueError(f"'{key}' is not an object")
+    except Exception as e:  # safetensors, int() and json raise several types for a damaged file
+        raise UserError(f"--resume: {path} is not a readable training state ({type(e).__name__}: {e}); "
+                        "delete it to start over, or resume from a copy") from None
+
+
 def cmd_train_bilateral(a):
     from edgeenhance.train.bilateral import train_bilateral
 
     if not (a.lr > 0):  # also refuses nan
         raise UserError(f"--lr must be a positive number, got {a.lr}")
+    _check_resume(a)
     r = train_bilateral(a.out, a.data, a.layout, a.steps, a.batch, a.crop, a.lr, a.n_images, a.val_images, a.exposure,
                         a.zero_reference, a.resume, a.seed, a.val_every, a.device, progress=_progress(a),
                         skip_bad=a.skip_bad, zero_ref=a.zero_ref, zero_ref_weight=a.zero_ref_weight,
@@ -150,9 +176,14 @@ def cmd_train_bilateral(a):
 
 
 def cmd_train_cyclegan(a):
+    from edgeenhance.models.registry import check_config
     from edgeenhance.train.cyclegan import train_cyclegan
     from edgeenhance.train.data import trainab, unpaired_data
 
+    _check_lr(a)
+    _check_resume(a)
+    check_config("resnet_generator", {"ngf": a.ngf, "n_blocks": a.n_blocks})  # before allocating, not after
+    check_config("patch_discriminator", {"ndf": a.ndf})
     if a.data:
         over, normal = trainab(a.data, a.skip_bad)
     elif a.over and a.normal:
@@ -195,6 +226,8 @@ def cmd_distill(a):
     from edgeenhance.train.data import heldout_over_pairs, unpaired_data
     from edgeenhance.train.distill import distill
 
+    _check_lr(a)
+    _check_resume(a)
     if a.data == "synthetic":
         over, _ = unpaired_data("synthetic", "synthetic", a.n_images, a.crop, a.seed, progress=_progress(a))
     else:
@@ -205,12 +238,29 @@ def cmd_distill(a):
     print(f"best PSNR(student, teacher) on held-out images {r['best_psnr_vs_teacher']:.2f} dB -> {a.out / 'best.safetensors'}")
 
 
+def _pixel_count(text: str) -> int:
+    """'250000000', '250M' or '250MP' -> 250000000."""
+    t = text.strip().upper().removesuffix("P")
+    try:
+        n = round(float(t[:-1]) * 1e6) if t.endswith("M") else int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a pixel count; use e.g. 250M or 250000000") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 pixel, got {text}")
+    return n
+
+
 def add_enhance(sub):
     e = sub.add_parser("enhance", help="enhance photos (files or folders)",
-                       description="Enhance photos. Output keeps each input's size, name, bit depth and alpha.")
+                       description="Enhance photos. Output keeps each input's name, size, bit depth, alpha, EXIF and "
+                                   "ICC profile. Inputs are never replaced unless --overwrite is given.")
     e.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
     e.add_argument("-o", "--out", required=True, type=Path, help="output folder")
     e.add_argument("--model", default="bilateral", help="bilateral, student-small, lime, tonecomp, or a checkpoint path")
+    e.add_argument("--overwrite", action="store_true", help="let outputs replace their inputs (-o an input folder)")
+    e.add_argument("--max-pixels", type=_pixel_count, default=None, metavar="N",
+                   help="skip (as failed) images of more than N pixels, e.g. 100M (default 250M: today's largest "
+                        "phone sensors have 200 MP)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_enhance)
@@ -219,7 +269,7 @@ def add_enhance(sub):
 def cmd_enhance(a):
     from tqdm import tqdm
 
-    from edgeenhance.data.imageio import is_image_file, list_images, read_image, write_image
+    from edgeenhance.data.imageio import MAX_PIXELS, list_images, read_image, write_image
     from edgeenhance.evaluate import fast_enhance
     from edgeenhance.models.registry import load_model
 
@@ -236,19 +286,63 @@ def cmd_enhance(a):
             raise UserError(f"{p}: no such file or folder")
     if a.out.exists() and not a.out.is_dir():
         raise UserError(f"{a.out}: exists and is not a folder")
+    plan = _enhance_plan(files, a.out, a.overwrite)
     model = load_model(a.model, a.device)
     failed = []
-    for f in tqdm(files, desc=f"enhance ({a.model})", unit="img", disable=a.quiet):
+    for f, dst in tqdm(plan, desc=f"enhance ({a.model})", unit="img", disable=a.quiet):
         try:
-            img, info = read_image(f, with_info=True)
-            suffix = f.suffix if is_image_file(f) else ".png"
-            write_image(a.out / (f.stem + suffix), fast_enhance(model, img, a.device), info)
+            img, info = read_image(f, with_info=True, max_pixels=a.max_pixels or MAX_PIXELS)
+            out = fast_enhance(model, img, a.device, inplace=True)  # a 48 MP photo is 0.58 GB in float32
+            del img
+            write_image(dst, out, info)
+            del out
         except UserError as e:
             failed.append(str(e))
+        except MemoryError:
+            failed.append(f"{f}: not enough memory to enhance it; close other programs, or skip photos this big "
+                          "with a smaller --max-pixels")
     for msg in failed:
         print(f"edgeenhance: error: {msg}", file=sys.stderr)
-    print(f"enhanced {len(files) - len(failed)} of {len(files)} image(s) into {a.out}")
-    return 1 if failed else 0
+    print(f"enhanced {len(plan) - len(failed)} of {len(plan)} image(s) into {a.out}"
+          + (f" ({len(failed)} failed, see above)" if failed else ""))
+    return 2 if failed else 0
+
+
+def _enhance_plan(files: list[Path], out: Path, overwrite: bool) -> list[tuple[Path, Path]]:
+    """(input, output) pairs, one per distinct input file. Refuses, before anything is written, outputs
+    that two inputs would share (the later would replace the earlier) and, unless ``overwrite``, outputs
+    that would replace an input."""
+    import os
+
+    from edgeenhance.data.imageio import is_image_file
+
+    def file_id(p):  # the same file through a symlink, a hard link or another spelling of its path
+        st = os.stat(p)
+        return st.st_dev, st.st_ino
+
+    plan, seen, by_name = [], {}, {}
+    for f in files:
+        if file_id(f) in seen:  # given twice, e.g. as a file and inside its folder
+            continue
+        seen[file_id(f)] = f
+        dst = out / (f.stem + (f.suffix if is_image_file(f) else ".png"))
+        by_name.setdefault(dst.name.casefold(), (dst, []))[1].append(f)  # casefold: X.jpg is x.jpg on macOS
+        plan.append((f, dst))
+
+    def listing(items):
+        return "; ".join(items[:5]) + (f"; and {len(items) - 5} more" if len(items) > 5 else "")
+
+    clashes = [f"{dst} <- {', '.join(map(str, srcs))}" for dst, srcs in by_name.values() if len(srcs) > 1]
+    if clashes:
+        raise UserError(f"{len(clashes)} output name(s) would be written by more than one input, losing all but the "
+                        f"last: {listing(clashes)}. Rename those inputs, or enhance them into separate -o folders")
+    if not overwrite:
+        replaced = [str(dst) if dst.resolve() == seen[file_id(dst)].resolve() else f"{dst} (is {seen[file_id(dst)]})"
+                    for _, dst in plan if dst.exists() and file_id(dst) in seen]
+        if replaced:
+            raise UserError(f"{len(replaced)} output(s) would replace input photos: {listing(replaced)}. Choose "
+                            "another -o folder, or pass --overwrite to replace them")
+    return plan
 
 
 def add_eval(sub, positive):

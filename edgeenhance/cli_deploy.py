@@ -139,10 +139,14 @@ def cmd_export(a):
 
 
 def cmd_quantize(a):
+    import re
+
     from edgeenhance.export.calib import calibration_images
-    from edgeenhance.models.registry import load_model, mark_int8_tuned, save_checkpoint
+    from edgeenhance.models.registry import ZOO, load_model, mark_int8_tuned, save_checkpoint
     from edgeenhance.quantize.qat import per_tensor_start, qat_finetune
 
+    if not 0 < a.lr < float("inf"):  # also refuses nan
+        raise UserError(f"--lr must be a positive number, got {a.lr}")
     model = load_model(a.model)
     if getattr(model, "family", None) in ("lime", "tonecomp"):
         raise UserError(f"'{a.model}' is a classical algorithm: nothing to quantize")
@@ -151,7 +155,9 @@ def cmd_quantize(a):
     start = per_tensor_start(model, imgs) if scales == "tensor" else model
     tuned, hist = qat_finetune(start, imgs, a.steps, a.lr, crop=a.crop, progress=not a.quiet, all_int8=a.all_int8,
                                per_tensor=scales == "tensor", reference=model)
-    tuned.name = f"{getattr(model, 'name', model.family)}-qat"
+    # Named from what the user typed, never from checkpoint metadata (a name like ../../x would leave OUT).
+    base = a.model if a.model in ZOO else Path(a.model).name.removesuffix(".safetensors")
+    tuned.name = f"{re.sub(r'[^A-Za-z0-9._+-]', '_', base).lstrip('.') or 'model'}-qat"
     ckpt = a.out / f"{tuned.name}.safetensors"
     save_checkpoint(ckpt, tuned, name=tuned.name, meta={"qat_steps": a.steps, "from": a.model, "all_int8": a.all_int8,
                                                         "weight_granularity": scales})
@@ -193,6 +199,9 @@ def cmd_bench(a):
     if a.csv:
         write_csv(a.csv, results)
     errors = [r for r in results["results"] if "error" in r]
+    files = [r for r in results["results"] if r.get("format") != "torch" and not r.get("reference")]
+    if files and all(r.get("user_error") for r in files):  # nothing measured, and why is the user's to fix
+        raise UserError("\n".join(dict.fromkeys(r["error"] for r in files)))
     return 1 if errors else 0
 
 

@@ -10,6 +10,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from edgeenhance.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
@@ -18,9 +20,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     Works for files and for directories (e.g. CoreML ``.mlpackage``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    except OSError as e:  # a read-only place, or a file where a folder should be
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
     os.close(fd)
     os.unlink(tmp)
     tmp = Path(tmp)
@@ -36,6 +41,35 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def check_writable(path) -> None:
+    """Fail early and clearly if ``path`` (a file or folder, existing or to be made) cannot be written:
+    a parent that is a file, or a folder this process may not write in."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"{path}: cannot be created: {folder} is a file, not a folder")
+    try:  # os.access says yes to root even where the file system refuses
+        fd, probe = tempfile.mkstemp(prefix=".edgeenhance-probe.", dir=folder)
+    except OSError as e:
+        raise UserError(f"{path}: cannot write in {folder} ({e.strerror or e})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def ensure_dir(path) -> Path:
+    """``path`` as an existing folder (made if missing), or a clear error."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{path}: cannot create this folder ({e.strerror or e})") from None
+    return path
 
 
 def write_bytes(path, data: bytes) -> None:

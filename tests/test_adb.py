@@ -1,4 +1,5 @@
 import json
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edgeenhance.errors import UserError
-from edgeenhance.runtime.adb import (REMOTE_DIR, AdbBench, AdbError, parse_benchmark_output, parse_devices,
+from edgeenhance.runtime.adb import (REMOTE_BASE, AdbBench, AdbError, parse_benchmark_output, parse_devices,
                                      pick_device, run_phone_bench, subprocess_runner)
 
 FIX = Path(__file__).parent / "fixtures" / "adb"
@@ -90,12 +91,14 @@ def test_commands_cleanup_and_results(files, tmp_path):
     assert [(r["threads"], r["delegate"]) for r in rows] == [(1, "cpu"), (1, "xnnpack"), (4, "cpu"), (4, "xnnpack")]
     assert all(r["avg_ms"] == pytest.approx(2950.34) for r in rows)
     flat = [" ".join(c) for c in phone.calls]
-    assert f"-s R58M123ABC push {binary} {REMOTE_DIR}/benchmark_model" in flat
-    assert f"-s R58M123ABC push {model} {REMOTE_DIR}/m_int8.tflite" in flat
+    remote = flat[1].split()[-1]  # mkdir -p: this run's own folder
+    assert flat[1].startswith(f"-s R58M123ABC shell mkdir -p {REMOTE_BASE}/run-") and len(remote) > len(REMOTE_BASE) + 8
+    assert f"-s R58M123ABC push {binary} {remote}/benchmark_model" in flat
+    assert f"-s R58M123ABC push {model} {remote}/model_0.tflite" in flat  # a generated name on the phone
     bench_calls = [c for c in flat if "benchmark_model --graph" in c]
     assert "--num_threads=4" in bench_calls[2] and "--use_xnnpack=false" in bench_calls[2]
     assert "--use_xnnpack=true" in bench_calls[1] and "--num_runs=50" in bench_calls[0]
-    assert flat[-1] == f"-s R58M123ABC shell rm -rf {REMOTE_DIR}"  # always cleaned up
+    assert flat[-1] == f"-s R58M123ABC shell rm -rf {remote}"  # always cleaned up, this run's folder only
     assert len(saved) == 4
 
 
@@ -155,3 +158,59 @@ def test_cli_bench_adb_json_partial(files, tmp_path, monkeypatch, capsys):
     data = json.loads((tmp_path / "p.json").read_text())
     assert data["results"][0]["avg_ms"] > 0 and "error" in data["results"][1]
     assert "failed: device R58M123ABC disconnected" in capsys.readouterr().out
+
+
+class ShellPhone:
+    """A phone that behaves like adbd: `push` copies the file, `shell ARGS` joins ARGS with spaces and runs
+    the line with `sh -c` (in a sandbox folder). benchmark_model is the pushed binary: a script printing the
+    fixture's output once the --graph file exists."""
+
+    def __init__(self, cwd):
+        self.cwd, self.lines = cwd, []
+
+    def __call__(self, args, timeout):
+        if args[:2] == ["devices", "-l"]:
+            return 0, fx("devices_one.txt"), ""
+        cmd = args[2:]
+        if cmd[0] == "push":
+            Path(cmd[2]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cmd[1], cmd[2])
+            return 0, "", ""
+        line = " ".join(cmd[1:])
+        self.lines.append(line)
+        p = subprocess.run(["sh", "-c", line], cwd=self.cwd, capture_output=True, text=True, timeout=60)
+        return p.returncode, p.stdout, p.stderr
+
+
+@pytest.mark.parametrize("name", ["a;touch${IFS}PWNED;.tflite", "b$(touch PWNED).tflite",
+                                  "with space `touch PWNED`.tflite"])
+def test_file_names_never_reach_the_phone_shell(tmp_path, monkeypatch, name):
+    from edgeenhance.runtime import adb
+
+    phone_root, sandbox = tmp_path / "phone", tmp_path / "cwd"
+    sandbox.mkdir()
+    monkeypatch.setattr(adb, "REMOTE_BASE", str(phone_root / "edgeenhance"))
+    model = tmp_path / name
+    model.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 32)
+    binary = tmp_path / "benchmark_model"
+    binary.write_text("#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --graph=*) test -f \"${a#--graph=}\" || "
+                      "{ echo \"no graph $a\"; exit 3; };; esac; done\n"
+                      f"cat {shlex.quote(str(FIX / 'benchmark_cpu.txt'))}\n")
+    phone = ShellPhone(sandbox)
+    rows = run_phone_bench([model], phone, None, binary, [2], ["cpu"])
+    assert not list(sandbox.iterdir()) and not list(tmp_path.glob("PWNED"))  # no command ran on the phone
+    assert rows[0]["file"] == name and rows[0]["avg_ms"] == pytest.approx(2950.34), rows
+    assert not any(p.is_file() for p in phone_root.rglob("*"))  # and its folder was removed
+
+
+def test_two_runs_on_one_phone_keep_their_own_folders(tmp_path, monkeypatch, files):
+    from edgeenhance.runtime import adb
+
+    model, binary = files
+    monkeypatch.setattr(adb, "REMOTE_BASE", str(tmp_path / "phone"))
+    first, second = AdbBench(FakePhone()), AdbBench(FakePhone())
+    assert first.remote_dir != second.remote_dir and first.remote_dir.startswith(str(tmp_path / "phone") + "/run-")
+    calls = FakePhone()
+    second.run_adb = calls
+    second.cleanup()
+    assert calls.calls == [["-s", "R58M123ABC", "shell", "rm", "-rf", second.remote_dir]]

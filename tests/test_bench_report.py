@@ -74,3 +74,17 @@ def test_fused_slice_and_resize_match_torch():
     img = np.ascontiguousarray(x[0].permute(1, 2, 0).numpy())
     assert np.abs(resize_bilinear(img, (m.lowres, m.lowres)) - low[0].permute(1, 2, 0).numpy()).max() < 1e-5
     assert np.abs(fused_slice(img, grid, m.guide_params()) - full).max() < 1e-5
+
+
+def test_report_escapes_every_field_and_takes_partial_rows(tmp_path, capsys):
+    evil = "<img src=x onerror=alert(1)>"
+    rows = [{"file": f"a{evil}.tflite", "precision": evil, "runtime": evil, "size": evil, "threads": evil,
+             "latency_ms": {"p50": 1.0, "p90": 2.0}, "psnr_vs_float": "<b>40</b>", "peak_rss_mb": evil},
+            {"file": "no-precision.onnx", "latency_ms": {"p50": 1.5, "p90": 1.6}},  # a row without precision
+            {"file": "$x$ and $y.tflite", "latency_ms": {"p50": 1.0, "p90": 1.0}},  # not mathematics for charts
+            {"file": evil, "error": evil}]
+    (tmp_path / "r.json").write_text(json.dumps({"host": {"machine": evil}, "results": rows, "model_dirs": [evil]}))
+    assert main(["report", str(tmp_path / "r.json"), "-o", str(tmp_path / "r.html")]) == 0, capsys.readouterr().err
+    page = (tmp_path / "r.html").read_text()
+    assert "<img src=x" not in page and "<b>40" not in page
+    assert page.count("&lt;img src=x onerror=alert(1)&gt;") >= 6 and "no-precision.onnx" in page

@@ -45,8 +45,9 @@ def test_enhance_unreadable_file_is_reported_without_traceback(tmp_path):
     save(tmp_path / "good.png", np.full((8, 8, 3), 0.1, np.float32))
     (tmp_path / "bad.png").write_bytes(b"garbage")
     r = run("enhance", tmp_path / "good.png", tmp_path / "bad.png", "-o", tmp_path / "out", "--quiet")
-    assert r.returncode == 1
+    assert r.returncode == 2  # a user error like any other (was 1)
     assert "bad.png" in r.stderr and "Traceback" not in r.stderr
+    assert "enhanced 1 of 2 image(s)" in r.stdout
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
 
 
@@ -91,3 +92,188 @@ def test_data_synth_and_eval_json(tmp_path, capsys):
     res = json.loads((tmp_path / "r.json").read_text())["results"]
     assert set(res) == {"input", "bilateral"} and res["bilateral"]["n"] == 2
     assert "PSNR" in capsys.readouterr().out
+
+
+def _clean_error(capsys, code, msg):
+    err = capsys.readouterr().err
+    assert code == 2 and msg in err, err
+    assert err.startswith("edgeenhance: error:") and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def _unwritable_folder(tmp_path):
+    import os
+    from pathlib import Path
+
+    if os.geteuid() != 0:
+        d = tmp_path / "read-only"
+        d.mkdir()
+        d.chmod(0o500)
+        return d
+    if Path("/sys/kernel").is_dir():  # root writes anywhere but in sysfs
+        return Path("/sys/kernel")
+    pytest.skip("no folder this root process cannot write to")
+
+
+@pytest.mark.parametrize("args", [
+    ["export", "--model", "student-small", "--target", "onnx", "--size", "16", "--quiet"],
+    ["train", "bilateral", "--steps", "1", "--quiet"],
+    ["data", "synth", "--kind", "paired", "--n", "1", "--quiet"],
+    ["report", "r.json"],
+])
+@pytest.mark.parametrize("where", ["unwritable", "under a file"])
+def test_outputs_that_cannot_be_written_are_clean_errors(tmp_path, capsys, monkeypatch, args, where):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    out = _unwritable_folder(tmp_path) / "edgeenhance-out" if where == "unwritable" else tmp_path / "afile" / "out"
+    _clean_error(capsys, main([*args, "-o", str(out)]), "afile is a file" if where == "under a file" else "cannot write")
+    assert not out.exists()
+
+
+def test_unwritable_json_beside_a_folder_output(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    _clean_error(capsys, main(["bench", str(tmp_path / "m.onnx"), "--json", str(tmp_path / "afile" / "b.json")]),
+                 "is a file, not a folder")
+
+
+@pytest.mark.parametrize("config,msg", [
+    ('{"width": 12, "colour": 3}', "unknown bilateral setting 'colour'"),
+    ('{"width": 12', "not valid JSON"),
+    ("[1, 2]", "not a JSON object"),
+    ('{"grid_size": -4}', "grid_size=-4 is out of bounds"),
+    ('{"grid_size": 0}', "do not make a model"),
+    ('{"width": 4000}', "GiB of weights"),  # refused before anything is allocated
+])
+def test_checkpoint_metadata_is_checked_before_building(tmp_path, capsys, config, msg):
+    import torch
+    from safetensors.torch import save_file
+
+    path = tmp_path / "c.safetensors"
+    save_file({"model.x": torch.zeros(1)}, str(path), metadata={"family": "bilateral", "config": config,
+                                                                "name": "c", "meta": "{}"})
+    _clean_error(capsys, main(["info", str(path)]), msg)
+
+
+def test_enhance_on_cuda_without_cuda(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    save(tmp_path / "a.png", np.full((8, 8, 3), 0.1, np.float32))
+    _clean_error(capsys, main(["enhance", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--device", "cuda",
+                               "--quiet"]), "no CUDA device")
+    _clean_error(capsys, main(["enhance", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--device", "gpu0",
+                               "--quiet"]), "'gpu0' is not a device")
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "cyclegan", "--over", "synthetic", "--normal", "synthetic", "--n-images", "2", "--epochs", "1"],
+    ["distill", "--teacher", "t.safetensors", "--n-images", "2", "--steps", "1"],
+    ["quantize", "--qat", "--model", "student-small", "--steps", "2"],
+])
+@pytest.mark.parametrize("lr", ["nan", "-1", "inf"])
+def test_learning_rate_must_be_positive(tmp_path, capsys, monkeypatch, args, lr):
+    monkeypatch.chdir(tmp_path)
+    _clean_error(capsys, main([*args, "--lr", lr, "-o", str(tmp_path / "run"), "--quiet"]), "--lr must be a positive")
+
+
+def test_oversized_cyclegan_is_refused_before_allocating(tmp_path, capsys):
+    _clean_error(capsys, main(["train", "cyclegan", "--over", "synthetic", "--normal", "synthetic", "--ngf", "5000",
+                               "-o", str(tmp_path / "run"), "--quiet"]), "GiB of weights")
+
+
+@pytest.mark.parametrize("trainer", [["train", "bilateral"], ["train", "cyclegan", "--over", "synthetic", "--normal",
+                                                              "synthetic"], ["distill", "--teacher", "t.safetensors"]])
+@pytest.mark.parametrize("state", [b"garbage", b"\x10\x00\x00\x00\x00\x00\x00\x00{bad json}xxxxx", "no step"])
+def test_resume_from_a_corrupt_state_is_a_clean_error(tmp_path, capsys, trainer, state):
+    import torch
+    from safetensors.torch import save_file
+
+    run = tmp_path / "run"
+    run.mkdir()
+    if state == "no step":
+        save_file({"model.x": torch.zeros(1)}, str(run / "last.safetensors"), metadata={"extra": "{}"})
+    else:
+        (run / "last.safetensors").write_bytes(state)
+    _clean_error(capsys, main([*trainer, "--resume", "-o", str(run), "--quiet"]), "not a readable training state")
+
+
+def _photo(path, value=0.1, size=(8, 8)):
+    return save(path, np.full((*size, 3), value, np.float32))
+
+
+def test_enhance_never_replaces_an_input_without_overwrite(tmp_path, capsys):
+    _photo(tmp_path / "in" / "a.png")
+    before = (tmp_path / "in" / "a.png").read_bytes()
+    assert main(["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "in"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "would replace input photos" in err and "a.png" in err and "--overwrite" in err
+    assert (tmp_path / "in" / "a.png").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a.png"]
+    (tmp_path / "link").symlink_to(tmp_path / "in")  # the same folder under another name
+    assert main(["enhance", str(tmp_path / "in" / "a.png"), "-o", str(tmp_path / "link"), "--quiet"]) == 2
+    assert (tmp_path / "in" / "a.png").read_bytes() == before
+    assert main(["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "in"), "--quiet", "--overwrite"]) == 0
+    assert (tmp_path / "in" / "a.png").read_bytes() != before
+
+
+def test_enhance_refuses_outputs_two_inputs_would_share(tmp_path, capsys):
+    from PIL import Image
+
+    for p in ("a/x.png", "b/x.png", "c/y.png"):
+        _photo(tmp_path / p)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "c" / "y.gif")  # written as y.png
+    args = [str(tmp_path / p) for p in ("a", "b", "c/y.png", "c/y.gif")]
+    assert main(["enhance", *args, "-o", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "2 output name(s) would be written by more than one input" in err
+    assert f"{tmp_path / 'a' / 'x.png'}, {tmp_path / 'b' / 'x.png'}" in err and "y.gif" in err
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    # one file named twice (as itself and inside its folder) is one input, counted once
+    assert main(["enhance", str(tmp_path / "a"), str(tmp_path / "a" / "x.png"), "-o", str(tmp_path / "out"),
+                 "--quiet"]) == 0
+    assert "enhanced 1 of 1 image(s)" in capsys.readouterr().out
+
+
+def test_enhance_max_pixels_fails_one_file_not_the_batch(tmp_path, capsys):
+    _photo(tmp_path / "big.png", size=(40, 40))
+    _photo(tmp_path / "small.png")
+    assert main(["enhance", str(tmp_path / "big.png"), str(tmp_path / "small.png"), "-o", str(tmp_path / "out"),
+                 "--quiet", "--max-pixels", "1000"]) == 2
+    out, err = capsys.readouterr()
+    assert "big.png: 40x40 = 1,600 pixels, over the limit of 1,000" in err and "Traceback" not in err
+    assert "enhanced 1 of 2 image(s)" in out and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["small.png"]
+    assert main(["enhance", str(tmp_path / "big.png"), "-o", str(tmp_path / "out2"), "--quiet",
+                 "--max-pixels", "0.002M"]) == 0
+
+
+def test_tiled_student_equals_untiled():
+    """Big photos run in tiles (memory bounded); the output must not change, tile borders included."""
+    from edgeenhance.evaluate import enhance_array
+    from edgeenhance.models.registry import load_model
+
+    model = load_model("student-small")
+    img = np.random.default_rng(0).random((70, 93, 3)).astype(np.float32)  # not a multiple of the stride
+    whole = enhance_array(model, img, tile=0)
+    for tile in (16, 40):  # tiles smaller and larger than the overlap
+        assert np.abs(enhance_array(model, img, tile=tile) - whole).max() < 1e-5
+    inplace = img.copy()
+    assert np.abs(enhance_array(model, inplace, tile=16, inplace=True) - whole).max() < 1e-5
+
+
+def test_tiling_is_declared_by_local_models_only():
+    import torch
+
+    from edgeenhance.models.bilateral import BilateralEnhancer
+    from edgeenhance.models.cyclegan import ResnetGenerator
+    from edgeenhance.models.registry import load_model
+
+    # the bilateral grid and InstanceNorm see the whole frame: no tiles
+    assert not hasattr(BilateralEnhancer, "receptive_radius") and not hasattr(ResnetGenerator, "receptive_radius")
+    model = load_model("student-small")
+    r, x = model.receptive_radius, torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        base = model(x)
+        for p in (60, 61, 62, 63):  # every phase of the stride-4 grid
+            y = x.clone()
+            y[0, :, p, p] += 0.5
+            changed = torch.nonzero((model(y) - base).abs().amax(dim=(0, 1)) > 0)
+            assert (changed - p).abs().max() <= r  # nothing outside the declared radius moves

@@ -592,3 +592,40 @@ def test_shipped_student_all_int8_holds_on_a_clipped_photo(tmp_path):
     img = test_image((256, 256), exposure="over")
     out = open_engine(tmp_path / "student-small_full_int8.tflite", 2).run(img.transpose(2, 0, 1)[None].copy())
     assert psnr(out[0].transpose(1, 2, 0), enhance_array(ex.model, img)) >= 32.0
+
+
+def test_onnx_int8_export_opens_no_network_connection(tmp_path):
+    """NNCF's usage telemetry is off: an NNCF (default) ONNX int8 export looks up no host and connects
+    nowhere, in this process or the ones it starts (NNCF sends from a forked child). In a fresh
+    interpreter: NNCF mutes itself whenever pytest is imported, which would hide the telemetry."""
+    import os
+    import subprocess
+    import textwrap
+
+    log = tmp_path / "network.log"
+    code = textwrap.dedent(f"""
+        import socket, sys
+
+        def refuse(*args, **kwargs):  # forked children inherit this too
+            with open({str(log)!r}, "a") as f:
+                f.write(repr(args[:2]) + "\\n")
+            raise OSError("network use in an export")
+
+        socket.getaddrinfo = socket.create_connection = socket.socket.connect = refuse
+        import torch
+        from edgeenhance.export import Exporter
+        from edgeenhance.models.student import StudentGenerator
+
+        torch.manual_seed(0)
+        m = StudentGenerator(width=4, blocks=1).eval()
+        m.name = "tinystu"
+        Exporter(m, size=(16, 16), calib_images=2, verify_images=1, min_psnr=0, progress=False,
+                 log=lambda *_: None).export(["onnx"], ["fp32", "int8"], {str(tmp_path / "out")!r})
+        assert "pytest" not in sys.modules
+    """)
+    env = {k: v for k, v in os.environ.items() if k not in ("NNCF_CI", "NNCF_DEV", "CI")}
+    env["HOME"] = str(tmp_path / "home")  # no earlier telemetry opt-out in a consent file
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "out" / "tinystu_full_int8.onnx").exists()
+    assert not log.exists(), log.read_text()

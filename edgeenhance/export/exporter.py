@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import copy
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +15,10 @@ import torch
 from edgeenhance.console import quiet
 from edgeenhance.errors import UserError
 from edgeenhance.export import calib as calib_mod
-from edgeenhance.export.manifest import file_entry, io_spec_tflite, write_manifest
+from edgeenhance.export.manifest import FILE_PARAMS, file_entry, io_spec_tflite, write_manifest
 from edgeenhance.export.verify import THRESHOLDS, advice, compare
 from edgeenhance.fileio import atomic_path
-from edgeenhance.models.registry import get_form, load_int8_model, load_model
+from edgeenhance.models.registry import ZOO, get_form, load_int8_model, load_model
 
 TARGETS = ("tflite", "onnx", "coreml")
 PRECISIONS = ("fp32", "fp16", "int8", "w8a8")  # w8a8: CoreML only (int8 weights and activations)
@@ -32,7 +34,13 @@ class Exporter:
                  all_int8: bool = False, layout: str = "nhwc", progress: bool = True, log=print, int8_model="shipped",
                  weight_scales: str | None = None):
         self.model = load_model(model) if isinstance(model, str) else model.eval()
-        self.spec = model if isinstance(model, str) else getattr(model, "name", self.model.family)
+        # A checkpoint is named by its stem and recorded by name, hash and relative path (see
+        # ``checkpoint_reference``): its absolute path would leak into file names and break when it moves.
+        self.checkpoint = Path(model) if isinstance(model, str) and model not in ZOO else None
+        if self.checkpoint is not None:
+            self.spec = self.checkpoint.name.removesuffix(".safetensors")
+        else:
+            self.spec = model if isinstance(model, str) else getattr(model, "name", self.model.family)
         self.form = get_form(self.model, form)
         # int8 (and CoreML w8a8) files are made from ``int8_model``'s weights when there is one: weights
         # fine-tuned for int8 (QAT), the zoo's own for "shipped". Every file is verified against ``model``.
@@ -163,7 +171,9 @@ class Exporter:
         return torch.rand(1, 3, *self.input_size, generator=torch.Generator().manual_seed(0))
 
     def filename(self, target: str, precision: str) -> str:
-        return f"{self.spec.replace('/', '_').removesuffix('.safetensors')}_{self.form.name}_{precision}{SUFFIX[target]}"
+        # only safe characters: a module's name may come from checkpoint metadata
+        stem = re.sub(r"[^A-Za-z0-9._+-]", "_", str(self.spec)).lstrip(".") or "model"
+        return f"{stem}_{self.form.name}_{precision}{SUFFIX[target]}"
 
     # -- targets ----------------------------------------------------------------------------
     def _work_dir(self) -> Path:
@@ -336,10 +346,10 @@ class Exporter:
         """Export, verify and record each (target, precision); returns the manifest."""
         from tqdm import tqdm
 
-        out_dir = Path(out_dir)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise UserError(f"{out_dir}: exists and is not a folder")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        from edgeenhance.export.manifest import begin_export, checkpoint_reference, read_manifest
+        from edgeenhance.fileio import ensure_dir
+
+        out_dir = ensure_dir(out_dir)
         for t in targets:
             if t not in TARGETS:
                 raise UserError(f"unknown target '{t}' (choose from {', '.join(TARGETS)}, all)")
@@ -347,7 +357,9 @@ class Exporter:
                 if not (t == "onnx" and p == "fp16") and not (p == "w8a8" and t != "coreml")]
         _ = self.module  # settles the extras (grid normalization) before anything is written
         header = {"model": self.spec, "family": self.model.family, "config": self.model.config, "form": self.form.name,
-                  "extras": self.extras, "input_size": list(self.input_size)}
+                  "extras": copy.deepcopy(self.extras), "input_size": list(self.input_size)}
+        if self.checkpoint is not None:
+            header["checkpoint"] = checkpoint_reference(self.checkpoint, out_dir)
         if "int8" in precisions:
             mods = self.float_modules()
             if self.all_int8 or (not mods and self.uses_int8_weights("tflite", "int8")):
@@ -358,17 +370,11 @@ class Exporter:
                 header["int8_float_modules"] = {"modules": list(mods),
                                                 "meaning": "in int8 TFLite/ONNX files these layers compute in float "
                                                            "(weights stored as int8); all others are int8"}
-        per_tensor = [self.filename(t, p) for t, p in jobs if p == "int8" and self.weight_scales_for(t, p) == "tensor"]
-        if per_tensor:
-            header["int8_weight_scales"] = {"files": per_tensor,
-                                            "meaning": "one int8 scale per weight tensor (not per output channel)"}
-        tuned = [self.filename(t, p) for t, p in jobs if self.uses_int8_weights(t, p)]
-        if tuned:
-            header["int8_weights"] = {
-                "from": getattr(self.int8_model, "name", "int8 model"), "files": tuned,
-                "meaning": "these files are quantized from weights fine-tuned for int8 (quantization-aware); "
-                           "like every file, they are verified against the float model"}
-        entries, failures = [], []
+        # Before writing anything: drop the entries of files about to be replaced (the ONNX fp32 file is
+        # also written for ONNX int8) and of files the manifest can no longer vouch for.
+        writing = {self.filename(t, p) for t, p in jobs} | {self.filename("onnx", "fp32") for t, _ in jobs if t == "onnx"}
+        entries = begin_export(out_dir, header, writing, self.log)
+        failures = []
         bar = tqdm(jobs, desc="export", unit="file", disable=not self.progress)
         for target, precision in bar:
             bar.set_postfix_str(f"{target} {precision}")
@@ -378,15 +384,38 @@ class Exporter:
                 _remove(path)
                 failures.append(advice(target, precision, ver["psnr_vs_float"], ver["threshold_db"]))
                 continue
-            entries.append(file_entry(path, target, precision, self.io_spec(path, target), ver, ver["runtime"]))
+            e = file_entry(path, target, precision, self.io_spec(path, target), ver, ver["runtime"])
+            # each file carries what runs it (guide, grid normalization, size) as it was exported
+            e.update({k: copy.deepcopy(header[k]) for k in FILE_PARAMS if k in header})
+            if precision == "int8" and target in ("tflite", "onnx"):
+                e["weight_scales"] = self.weight_scales_for(target, precision)
+            if self.uses_int8_weights(target, precision):
+                e["int8_weights_from"] = getattr(self.int8_model, "name", "int8 model")
+            entries.append(e)
+            manifest = write_manifest(out_dir, self._summary(header, entries), entries)  # after every file
             self.log(f"  {path.name:<44} {ver['psnr_vs_float']:7.2f} dB vs float   max err {ver['max_abs_error']:.4f}")
         bar.close()
-        manifest = write_manifest(out_dir, header, entries)
+        manifest = write_manifest(out_dir, self._summary(header, entries), entries)
         if failures:
             raise UserError("\n".join(failures) + f"\n(files that passed are listed in {manifest})")
-        from edgeenhance.export.manifest import read_manifest
-
         return read_manifest(out_dir)
+
+    @staticmethod
+    def _summary(header: dict, entries: list[dict]) -> dict:
+        """The top level: the latest export's settings, and which listed files have int8 weights per tensor
+        or from int8-tuned weights (from the entries, so it never names a file the manifest dropped)."""
+        out = dict(header)
+        per_tensor = [e["file"] for e in entries if e.get("weight_scales") == "tensor"]
+        if per_tensor:
+            out["int8_weight_scales"] = {"files": per_tensor,
+                                         "meaning": "one int8 scale per weight tensor (not per output channel)"}
+        tuned = [e for e in entries if "int8_weights_from" in e]
+        if tuned:
+            out["int8_weights"] = {
+                "from": tuned[-1]["int8_weights_from"], "files": [e["file"] for e in tuned],
+                "meaning": "these files are quantized from weights fine-tuned for int8 (quantization-aware); "
+                           "like every file, they are verified against the float model"}
+        return out
 
 
 def _remove(path: Path):

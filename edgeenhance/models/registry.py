@@ -82,20 +82,83 @@ def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict]:
         raise UserError(f"{path}: not a readable safetensors checkpoint ({e})") from None
     if "family" not in meta:
         raise UserError(f"{path}: safetensors file has no edgeenhance metadata (family/config)")
-    meta["config"] = json.loads(meta.get("config", "{}"))
-    meta["meta"] = json.loads(meta.get("meta", "{}"))
+    for key in ("config", "meta"):
+        try:
+            meta[key] = json.loads(meta.get(key, "{}"))
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}: checkpoint metadata '{key}' is not valid JSON ({e})") from None
+        if not isinstance(meta[key], dict):
+            raise UserError(f"{path}: checkpoint metadata '{key}' is not a JSON object")
     return tensors, meta
 
 
-def build(family: str, config: dict) -> nn.Module:
+MAX_MODEL_BYTES = 1 << 30  # float32 weights; the largest family member trained here (CycleGAN) is 45 MB
+MAX_CONFIG_INT = 1 << 16
+
+
+def check_config(family: str, config) -> dict:
+    """A family's constructor arguments, checked before anything is built: known keys only, numbers of
+    the right type within bounds, and weights that fit in MAX_MODEL_BYTES (sized on torch's meta device,
+    which allocates nothing)."""
+    import inspect
+    import math
+
     fams = _families()
     if family not in fams:
         raise UserError(f"unknown model family '{family}' (known: {', '.join(fams)})")
-    return fams[family](**config)
+    if not isinstance(config, dict):
+        raise UserError(f"a {family} config must be an object of settings, not {type(config).__name__}")
+    params = {k: v for k, v in inspect.signature(fams[family].__init__).parameters.items() if k != "self"}
+    for key, value in config.items():
+        if key not in params:
+            raise UserError(f"unknown {family} setting '{key}' (known: {', '.join(params)})")
+        default = params[key].default
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_CONFIG_INT
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        else:
+            ok = True
+        if not ok:
+            raise UserError(f"{family} setting {key}={value!r} is out of bounds (a whole number 0..{MAX_CONFIG_INT})"
+                            if isinstance(default, int) and not isinstance(default, bool) else
+                            f"{family} setting {key}={value!r} is not a valid value")
+    try:
+        with torch.device("meta"):
+            shell = fams[family](**config)
+    except Exception as e:  # the constructors raise several types for settings that do not fit together
+        raise UserError(f"{family} settings {config} do not make a model ({type(e).__name__}: {e})") from None
+    size = 4 * sum(t.numel() for t in [*shell.parameters(), *shell.buffers()])
+    if size > MAX_MODEL_BYTES:
+        raise UserError(f"{family} settings {config} ask for {size / 2**30:.1f} GiB of weights (at most "
+                        f"{MAX_MODEL_BYTES / 2**30:.0f} GiB)")
+    return config
+
+
+def build(family: str, config: dict) -> nn.Module:
+    return _families()[family](**check_config(family, config))
+
+
+def check_device(device) -> torch.device:
+    """A torch device that exists here, or a clear error (not a CUDA assertion deep inside torch)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"--device: '{device}' is not a device (cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device} asked for, but no CUDA device is available here (use --device cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: there are {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {device} asked for, but MPS is not available here (use --device cpu)")
+    return dev
 
 
 def load_model(spec: str, device: str = "cpu"):
     """A zoo name (see ``ZOO``) or a path to a checkpoint written by edgeenhance, in eval mode."""
+    check_device(device)
     if spec == "lime":
         from edgeenhance.models.lime import Lime
 
@@ -114,7 +177,10 @@ def load_model(spec: str, device: str = "cpu"):
         if not path.exists():
             raise UserError(f"'{spec}' is neither a model name ({', '.join(ZOO)}) nor an existing checkpoint file")
     tensors, meta = read_checkpoint(path)
-    model = build(meta["family"], meta["config"])
+    try:
+        model = build(meta["family"], meta["config"])
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(state)

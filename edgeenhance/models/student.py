@@ -85,6 +85,14 @@ class StudentGenerator(nn.Module):
         # residuals of the top and bottom row of each 2x2 block: (dx, rgb) = 6 channels each
         self.head = nn.ModuleList([nn.Conv2d(w * 2, 6, 3, 1, 1) for _ in range(2)])
 
+    @property
+    def receptive_radius(self) -> int:
+        """How far (input pixels) an output pixel sees. No layer is global, so ``enhance_array`` may run big
+        photos in tiles overlapping by this much. Output pixel p reads input rows p-10-4*blocks .. p+8+4*blocks:
+        the head's and fuse1's 3x3 at 1/2 resolution over the stem (4x4, stride 2) and, through the nearest
+        upsampling, over down2 (3x3, stride 2) and each block's 3x3 at 1/4."""
+        return 10 + 4 * self.config["blocks"]
+
     def features(self, x):
         s1 = self.stem(x)
         m = self.blocks(self.down2(s1))

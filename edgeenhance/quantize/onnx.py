@@ -20,6 +20,19 @@ def float_nodes(model, modules) -> list[str]:
     return [n.name for n in model.graph.node if pat.search(n.name)]
 
 
+def import_nncf():
+    """NNCF, with its usage telemetry off: imported as is, it sends analytics (DNS lookups and HTTPS to
+    an analytics host) on every quantization. NNCF reads ``NNCF_CI`` once, at import, and then
+    replaces its telemetry with a no-op stub; so it is set before the first import."""
+    import os
+
+    if not os.environ.get("NNCF_CI"):
+        os.environ["NNCF_CI"] = "1"
+    import nncf
+
+    return nncf
+
+
 def quantize_onnx(fp32_path: Path, out_path: Path, calib: list[np.ndarray], method: str = "nncf",
                   float_modules=(), weight_scales: str = "channel", asymmetric_activations: bool = False) -> Path:
     """fp32 .onnx -> int8 QDQ, calibrated on ``calib`` NCHW batches; ``float_modules`` stay float;
@@ -34,7 +47,7 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calib: list[np.ndarray], meth
     if method == "nncf":
         import logging
 
-        import nncf
+        nncf = import_nncf()
 
         logging.getLogger("nncf").setLevel(logging.ERROR)
         from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, QuantizationParameters

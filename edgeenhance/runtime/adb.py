@@ -1,7 +1,10 @@
 """Benchmarks on Android phones over adb with TFLite's `benchmark_model`.
 
 Finds the device, pushes the model and the benchmark binary, runs it per (threads, delegate),
-parses its timings and memory, and always cleans up the device folder. Every failure the real
+parses its timings and memory, and always cleans up the device folder. `adb shell` hands its
+arguments to the phone's shell as one command line, so every remote argument is shell-quoted, models
+are pushed under generated names (model_0.tflite, ...) and each run has its own remote folder: two runs
+on one phone never delete each other's files. Every failure the real
 world produces (no device, unauthorized, several devices, device gone, crash, timeout) becomes a
 clear message; results gathered so far are kept and written atomically after each run.
 """
@@ -9,14 +12,16 @@ clear message; results gathered so far are kept and written atomically after eac
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeenhance.errors import UserError
 
-REMOTE_DIR = "/data/local/tmp/edgeenhance"
+REMOTE_BASE = "/data/local/tmp/edgeenhance"  # each run works in REMOTE_BASE/run-<random>
 BENCHMARK_HELP = ("TFLite's benchmark_model for Android (arm64) is needed: pass --benchmark-binary PATH. Get the "
                   "prebuilt 'android_aarch64_benchmark_model' from the LiteRT/TensorFlow Lite performance "
                   "benchmark page, or build it with bazel: //tflite/tools/benchmark:benchmark_model "
@@ -123,6 +128,8 @@ class AdbBench:
             raise UserError(f"adb: `adb devices` failed: {(err or out).strip()[:300]}")
         self.device = pick_device(parse_devices(out), serial)
         self.serial = self.device.serial
+        self.remote_dir = f"{REMOTE_BASE}/run-{uuid.uuid4().hex[:12]}"
+        self.pushed = 0
 
     def _adb(self, *args, timeout=None):
         code, out, err = self.run_adb(["-s", self.serial, *args], timeout or self.timeout)
@@ -133,20 +140,27 @@ class AdbBench:
             raise AdbError(f"adb {' '.join(args)[:120]} failed (exit {code}): {text.strip()[:300]}")
         return out
 
+    def shell(self, *args, timeout=None):
+        """A command on the phone; each argument quoted for the phone's shell (adb joins them into one line)."""
+        return self._adb("shell", *map(shlex.quote, map(str, args)), timeout=timeout)
+
     def setup(self, binary: Path):
-        self._adb("shell", "mkdir", "-p", REMOTE_DIR)
-        self._adb("push", str(binary), f"{REMOTE_DIR}/benchmark_model")
-        self._adb("shell", "chmod", "755", f"{REMOTE_DIR}/benchmark_model")
+        self.shell("mkdir", "-p", self.remote_dir)
+        self._adb("push", str(binary), f"{self.remote_dir}/benchmark_model")
+        self.shell("chmod", "755", f"{self.remote_dir}/benchmark_model")
 
     def push(self, model: Path) -> str:
-        remote = f"{REMOTE_DIR}/{model.name}"
+        """Push a model under a generated name: the local name never reaches the phone's shell."""
+        remote = f"{self.remote_dir}/model_{self.pushed}.tflite"
+        self.pushed += 1
         self._adb("push", str(model), remote)
         return remote
 
     def command(self, remote_model: str, threads: int, delegate: str, runs: int, warmup: int) -> list[str]:
-        return ["shell", f"{REMOTE_DIR}/benchmark_model", f"--graph={remote_model}", f"--num_threads={threads}",
-                f"--num_runs={runs}", f"--warmup_runs={warmup}", "--report_peak_memory_footprint=true",
+        args = [f"{self.remote_dir}/benchmark_model", f"--graph={remote_model}", f"--num_threads={int(threads)}",
+                f"--num_runs={int(runs)}", f"--warmup_runs={int(warmup)}", "--report_peak_memory_footprint=true",
                 *DELEGATE_FLAGS[delegate]]
+        return ["shell", *map(shlex.quote, args)]
 
     def bench(self, remote_model: str, threads: int, delegate: str, runs: int, warmup: int) -> dict:
         args = self.command(remote_model, threads, delegate, runs, warmup)
@@ -161,7 +175,7 @@ class AdbBench:
 
     def cleanup(self):
         try:
-            self._adb("shell", "rm", "-rf", REMOTE_DIR, timeout=30)
+            self.shell("rm", "-rf", self.remote_dir, timeout=30)  # this run's folder only
         except AdbError:
             pass  # the device may be gone; nothing more to clean
 
@@ -247,13 +261,21 @@ def bench_adb(a, threads: list[int]) -> int:
                            max(a.runs, 1), a.warmup, on_result=save)
     host = []
     if not a.no_reference:  # the host float reference beside the phone numbers
-        from edgeenhance.export.manifest import find_entry
+        from edgeenhance.export.manifest import find_entry, reference_model
         from edgeenhance.runtime.bench import measure_isolated
 
-        for m in sorted({e["model"] for e in map(find_entry, a.files) if e}):
-            entry = next(e for e in map(find_entry, a.files) if e and e["model"] == m)
-            size = tuple(entry.get("input_size", (256, 256)))
-            host.append(measure_isolated("torch", m, size, threads[0], 3, 1))
+        refs = {}  # float model -> (name shown, input size)
+        for f in a.files:
+            try:
+                entry = find_entry(Path(f))
+            except UserError as e:
+                print(f"edgeenhance: no host reference for {Path(f).name}: {e}")
+                continue
+            spec = reference_model(Path(f), entry)
+            if spec:
+                refs.setdefault(spec, (entry["model"], tuple(entry.get("input_size", (256, 256)))))
+        for spec, (label, size) in refs.items():
+            host.append(measure_isolated("torch", spec, size, threads[0], 3, 1, label=label))
     save(rows + [dict(h, role="host float reference") for h in host])
     print(format_phone_table(rows, host))
     return 1 if any("error" in r for r in rows) else 0

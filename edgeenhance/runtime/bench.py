@@ -45,14 +45,16 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _measure(kind: str, target: str, size, threads: int, runs: int, warmup: int, reference: bool) -> dict:
-    """Runs in a child process: one model file (or the PyTorch float reference of a zoo model)."""
+def _measure(kind: str, target: str, size, threads: int, runs: int, warmup: int, reference: bool,
+             label: str | None = None) -> dict:
+    """Runs in a child process: one model file (or the PyTorch float reference of a zoo model or checkpoint,
+    shown as ``label``)."""
     import torch
 
     torch.set_num_threads(threads)
     from edgeenhance.evaluate import enhance_array
     from edgeenhance.export.calib import task_exposure
-    from edgeenhance.export.manifest import find_entry
+    from edgeenhance.export.manifest import find_entry, reference_model
     from edgeenhance.metrics import max_abs_error, psnr
     from edgeenhance.models.registry import load_model
     from edgeenhance.runtime.engines import TorchEngine, open_engine
@@ -61,15 +63,17 @@ def _measure(kind: str, target: str, size, threads: int, runs: int, warmup: int,
     base_rss = _peak_rss_mb()
     if kind == "torch":
         model = load_model(target)
-        pipe, entry = ImagePipeline(TorchEngine(model, threads, name=f"{target} (PyTorch float)")), None
-        row = {"file": f"{target} (PyTorch fp32)", "format": "torch", "precision": "fp32", "runtime": f"torch {torch.__version__}",
-               "model": target, "form": "full", "file_size_bytes": None}
+        label = label or target
+        pipe, entry = ImagePipeline(TorchEngine(model, threads, name=f"{label} (PyTorch float)")), None
+        row = {"file": f"{label} (PyTorch fp32)", "format": "torch", "precision": "fp32", "runtime": f"torch {torch.__version__}",
+               "model": label, "form": "full", "file_size_bytes": None}
     else:
         path = Path(target)
-        entry = find_entry(path)
+        entry = find_entry(path)  # refuses a file that is not the one its manifest describes
         engine = open_engine(path, threads)
         pipe = make_pipeline(engine, entry)
-        model = load_model(entry["model"]) if entry and reference else None
+        spec = reference_model(path, entry) if reference else None
+        model = load_model(spec) if spec else None
         row = {"file": path.name, "format": engine.fmt, "precision": (entry or {}).get("precision", "?"),
                "runtime": engine.runtime, "model": (entry or {}).get("model"), "form": (entry or {}).get("form", "full"),
                "file_size_bytes": (entry or {}).get("size_bytes") or path.stat().st_size,
@@ -96,19 +100,22 @@ def _measure(kind: str, target: str, size, threads: int, runs: int, warmup: int,
     return row
 
 
-def _child(q, args):
+def _child(q, args, label=None):
     try:
-        q.put(("ok", _measure(*args)))
+        q.put(("ok", _measure(*args, label=label)))
     except UserError as e:
         q.put(("user", str(e)))
     except Exception as e:  # report, do not crash the whole benchmark
         q.put(("error", f"{type(e).__name__}: {e}"))
 
 
-def measure_isolated(kind, target, size, threads, runs, warmup, reference=True, timeout=900) -> dict:
+def measure_isolated(kind, target, size, threads, runs, warmup, reference=True, timeout=900, label=None) -> dict:
+    """One measurement in a fresh process. Failures become rows with ``error`` (and ``user_error`` where the
+    cause is the user's to fix: a corrupt file, a size the model cannot take), so one bad file among
+    good ones costs its own row, not the whole run."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(q, (kind, target, size, threads, runs, warmup, reference)))
+    p = ctx.Process(target=_child, args=(q, (kind, target, size, threads, runs, warmup, reference), label))
     p.start()
     p.join(timeout)
     if p.is_alive():
@@ -118,7 +125,7 @@ def measure_isolated(kind, target, size, threads, runs, warmup, reference=True, 
         return {"file": str(target), "error": f"benchmark process died (exit code {p.exitcode})"}
     status, payload = q.get()
     if status == "user":
-        raise UserError(payload)
+        return {"file": str(target), "error": payload, "user_error": True}
     return payload if status == "ok" else {"file": str(target), "error": payload}
 
 
@@ -132,24 +139,34 @@ def bench(files: list[Path], size=(1080, 1920), threads: int = 2, runs: int = 10
     """Benchmark model files (plus the PyTorch float reference of each model they come from)."""
     from tqdm import tqdm
 
-    from edgeenhance.export.manifest import find_entry
+    from edgeenhance.export.manifest import find_entry, reference_model
 
     for f in files:
         if not Path(f).exists():
             raise UserError(f"{f}: no such model file")
     rows = []
-    models = []
+    models: dict[str, str] = {}  # what load_model takes -> the name shown (a checkpoint's stem, not its path)
+    refs: dict[str, str] = {}  # file -> its float model, as load_model takes it
     for f in files:
-        e = find_entry(Path(f))
-        if e and reference and e["model"] not in models:
-            models.append(e["model"])
+        try:
+            e = find_entry(Path(f))
+        except UserError:
+            continue  # the file's own row says why
+        spec = reference_model(Path(f), e) if reference else None
+        if spec:
+            refs[str(f)] = spec
+            models.setdefault(spec, e["model"])
     jobs = [("torch", m) for m in models] + [("file", str(f)) for f in files]
+    float_ms = {}
     for kind, target in tqdm(jobs, desc="bench", unit="model", disable=not progress):
-        rows.append(measure_isolated(kind, target, size, threads, runs, warmup, reference))
-    float_ms = {r["model"]: r["latency_ms"]["p50"] for r in rows if r.get("format") == "torch"}
-    for r in rows:
-        if "latency_ms" in r and r.get("model") in float_ms and r["format"] != "torch":
-            r["speedup_vs_torch_float"] = float_ms[r["model"]] / r["latency_ms"]["p50"]
+        row = measure_isolated(kind, target, size, threads, runs, warmup, reference, label=models.get(target))
+        if kind == "torch":
+            row["reference"] = True
+            if "latency_ms" in row:
+                float_ms[target] = row["latency_ms"]["p50"]
+        elif "latency_ms" in row and refs.get(target) in float_ms:
+            row["speedup_vs_torch_float"] = float_ms[refs[target]] / row["latency_ms"]["p50"]
+        rows.append(row)
     return {"host": host_info(threads), "size": f"{size[0]}x{size[1]}", "results": rows,
             "model_dirs": sorted({str(Path(f).resolve().parent) for f in files})}
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 
 def add(sub, positive):
-    e = sub.add_parser("emulate", help="run a TFLite model with the aarch64 LiteRT interpreter under qemu",
+    e = sub.add_parser("emulate", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="run a TFLite model with the aarch64 LiteRT interpreter under qemu",
                        description="ARM64 numerics check: runs MODEL.tflite with the aarch64 build of LiteRT under\n"
                                    "qemu user-mode emulation, on the same inputs as the host run, and reports\n"
-                                   "ARM vs x86 and ARM vs the PyTorch float model. The first run assembles an aarch64\n"
-                                   "Python sysroot from Debian and PyPI packages into a cache folder.")
+                                   "ARM vs x86 and ARM vs the PyTorch float model.\n"
+                                   "The first run needs network access once: it downloads, each pinned to the version\n"
+                                   "this host runs, Debian bookworm arm64 packages (apt-get download: python3.11,\n"
+                                   "libpython3.11-stdlib and the C libraries they link, e.g. libc6, libssl3, zlib1g)\n"
+                                   "and aarch64 wheels from PyPI (pip download: numpy, ai-edge-litert, ml-dtypes,\n"
+                                   "protobuf, flatbuffers, backports.strenum, typing-extensions, tqdm), and assembles\n"
+                                   "an aarch64 Python sysroot in the cache folder; later runs work offline.\n"
+                                   "Needs qemu-user-static, and root once if dpkg lacks the arm64 architecture.")
     e.add_argument("arch", choices=["arm64"])
     e.add_argument("model", type=Path)
     e.add_argument("--images", type=Path, help="folder of input photos (default: 2 rendered images)")

@@ -1,7 +1,10 @@
 """ARM64 numerics check: the aarch64 LiteRT interpreter under qemu user-mode emulation.
 
 The first run assembles an aarch64 Python 3.11 sysroot from Debian's arm64 packages and PyPI's
-aarch64 wheels (numpy, ai-edge-litert) into a cache folder; later runs reuse it. The sysroot holds
+aarch64 wheels (numpy, ai-edge-litert and their dependencies) into a cache folder; later runs reuse it.
+Every download is pinned to one version (``sysroot_pins``): the Debian packages to the versions this
+host has installed (arm64 builds of the same version: Multi-Arch "same" packages must match), the
+wheels to the versions this environment runs (or ``WHEEL_PINS``), so ARM and x86 run the same code. The sysroot holds
 a fake ARM /proc/cpuinfo and /sys CPU list: LiteRT's CPU detection would otherwise read the x86
 host's and crash under qemu. Emulation is for numerics, never for timing.
 """
@@ -29,6 +32,15 @@ DEBIAN_PACKAGES = [
 DEBIAN_ARCH_ALL = ["media-types"]
 WHEELS_BINARY = ["numpy", "ai-edge-litert", "ml-dtypes", "protobuf"]
 WHEELS_PURE = ["flatbuffers", "backports.strenum", "typing-extensions", "tqdm"]
+# Versions fetched where this environment lacks a package (those of requirements-lock.txt); numpy and
+# ai-edge-litert are always this environment's own, so both sides run the same interpreter and kernels.
+WHEEL_PINS = {"ml-dtypes": "0.6.0", "protobuf": "7.36.2", "flatbuffers": "25.12.19", "backports.strenum": "1.2.8",
+              "typing-extensions": "4.12.2", "tqdm": "4.70.1"}
+FETCHES = ("Debian bookworm arm64 packages (apt-get download: python3.11 and the C libraries it links) and "
+           "aarch64 wheels from PyPI (pip download: numpy, ai-edge-litert, ml-dtypes, protobuf, flatbuffers, "
+           "backports.strenum, typing-extensions, tqdm), each pinned to the version this host runs")
+OFFLINE_HINT = ("the first ARM64 run downloads its sysroot (deb.debian.org, pypi.org) and needs network access once; "
+                "later runs use the cache (--cache, or build it on a connected machine and copy the folder)")
 CPUINFO = "".join(f"processor\t: {i}\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 "
                   "atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\n"
                   "CPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n" for i in range(2))
@@ -60,17 +72,42 @@ def default_cache() -> Path:
     return Path(os.environ.get("EDGEENHANCE_CACHE", Path.home() / ".cache" / "edgeenhance")) / "arm64"
 
 
-def _run(cmd, what, **kw):
-    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if p.returncode != 0:
-        raise UserError(f"building the ARM64 sysroot: {what} failed: {(p.stderr or p.stdout).strip()[-400:]}")
+def _run(cmd, what, check=True, **kw):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"building the ARM64 sysroot: {what} timed out; {OFFLINE_HINT}") from None
+    except OSError as e:
+        raise UserError(f"building the ARM64 sysroot: {what} could not run ({e})") from None
+    if check and p.returncode != 0:
+        tail = " | ".join((p.stderr or p.stdout).strip().splitlines())[-400:]
+        raise UserError(f"building the ARM64 sysroot: {what} failed: {tail}"
+                        + (f" ({OFFLINE_HINT})" if "download" in what or "update" in what else ""))
     return p
 
 
-def _host_versions():
-    from importlib.metadata import version
+def sysroot_pins() -> tuple[list[str], list[str]]:
+    """(apt-get download arguments, pip requirements), every one pinned to an exact version."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {"numpy": version("numpy"), "ai-edge-litert": version("ai-edge-litert")}
+    debs = []
+    for name in DEBIAN_PACKAGES + DEBIAN_ARCH_ALL:
+        p = _run(["dpkg-query", "-W", "-f", "${Version}", name], f"dpkg-query {name}", check=False)
+        v = p.stdout.strip()
+        if p.returncode != 0 or not v:
+            raise UserError(f"ARM64 emulation pins its Debian packages to this host's versions, and {name} is not "
+                            f"installed here (apt-get install {name})")
+        debs.append(f"{name}={v}" if name in DEBIAN_ARCH_ALL else f"{name}:arm64={v}")
+    wheels = []
+    for name in WHEELS_BINARY + WHEELS_PURE:
+        try:
+            v = version(name)
+        except PackageNotFoundError:
+            if name not in WHEEL_PINS:
+                raise UserError(f"ARM64 emulation needs {name} installed here (pip install {name})") from None
+            v = WHEEL_PINS[name]
+        wheels.append(f"{name}=={v}")
+    return debs, wheels
 
 
 def ensure_sysroot(cache: Path | None = None, log=print) -> Path:
@@ -79,12 +116,16 @@ def ensure_sysroot(cache: Path | None = None, log=print) -> Path:
     root = cache / "sysroot"
     if (root / ".complete").exists():
         return root
-    for tool in ("qemu-aarch64-static", "apt-get", "dpkg"):
+    for tool in ("qemu-aarch64-static", "apt-get", "dpkg", "dpkg-query"):
         if shutil.which(tool) is None:
             hint = "apt-get install qemu-user-static" if tool.startswith("qemu") else "a Debian-based system"
             raise UserError(f"ARM64 emulation needs {tool} ({hint})")
-    log(f"building the ARM64 sysroot in {root} (first use; about a minute) ...")
-    cache.mkdir(parents=True, exist_ok=True)
+    debs_pinned, wheels_pinned = sysroot_pins()
+    log(f"building the ARM64 sysroot in {root} (first use; about a minute): downloading {len(debs_pinned)} Debian "
+        f"packages and {len(wheels_pinned)} wheels ({', '.join(wheels_pinned)}) ...")
+    from edgeenhance.fileio import ensure_dir
+
+    ensure_dir(cache)
     tmp = Path(tempfile.mkdtemp(prefix=".sysroot.", dir=cache))
     debs = tmp / "debs"
     debs.mkdir()
@@ -95,25 +136,25 @@ def ensure_sysroot(cache: Path | None = None, log=print) -> Path:
                 raise UserError("the first ARM64 run needs root once (dpkg --add-architecture arm64; apt-get update)")
             _run(["dpkg", "--add-architecture", "arm64"], "dpkg --add-architecture arm64")
             _run(["apt-get", "update", "-qq"], "apt-get update", timeout=600)
-        p = subprocess.run(["apt-get", "download", *[f"{n}:arm64" for n in DEBIAN_PACKAGES] + DEBIAN_ARCH_ALL], cwd=debs,
-                           capture_output=True, text=True, timeout=600)
+        p = _run(["apt-get", "download", *debs_pinned], "apt-get download", check=False, cwd=debs, timeout=600)
         if p.returncode != 0:  # lists may be stale: refresh once
             _run(["apt-get", "update", "-qq"], "apt-get update", timeout=600)
-            _run(["apt-get", "download", *[f"{n}:arm64" for n in DEBIAN_PACKAGES] + DEBIAN_ARCH_ALL], "apt-get download", cwd=debs,
-                 timeout=600)
+            _run(["apt-get", "download", *debs_pinned], "apt-get download", cwd=debs, timeout=600)
         sysroot = tmp / "sysroot"
         for deb in sorted(debs.glob("*.deb")):
             _run(["dpkg", "-x", str(deb), str(sysroot)], f"dpkg -x {deb.name}")
         wheels = tmp / "wheels"
-        v = _host_versions()
-        pins = [f"numpy=={v['numpy']}", f"ai-edge-litert=={v['ai-edge-litert']}", "ml-dtypes", "protobuf"]
+        v = {w.split("==")[0]: w.split("==")[1] for w in wheels_pinned}
         plat = []
         for tag in ("manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_27_aarch64", "manylinux_2_28_aarch64"):
             plat += ["--platform", tag]
+        # few retries, short timeouts: offline, pip would otherwise retry for minutes before failing
         common = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(wheels),
-                  "--python-version", "3.11", "--implementation", "cp"]
-        _run(common + plat + pins, "pip download (aarch64 wheels)", timeout=900)
-        _run(common + ["--platform", "any"] + WHEELS_PURE, "pip download (pure wheels)", timeout=600)
+                  "--python-version", "3.11", "--implementation", "cp", "--retries", "1", "--timeout", "20"]
+        binary = [w for w in wheels_pinned if w.split("==")[0] in WHEELS_BINARY]
+        pure = [w for w in wheels_pinned if w.split("==")[0] in WHEELS_PURE]
+        _run(common + plat + binary, "pip download (aarch64 wheels)", timeout=900)
+        _run(common + ["--platform", "any"] + pure, "pip download (pure wheels)", timeout=600)
         site = sysroot / "opt" / "site"
         site.mkdir(parents=True)
         import zipfile
@@ -128,7 +169,7 @@ def ensure_sysroot(cache: Path | None = None, log=print) -> Path:
         for f in ("possible", "present", "online"):
             (cpu / f).write_text("0-1\n")
         (sysroot / "opt" / "runner.py").write_text(RUNNER)
-        (sysroot / ".complete").write_text(json.dumps(v))
+        (sysroot / ".complete").write_text(json.dumps({**v, "debian": debs_pinned}))
         if root.exists():
             shutil.rmtree(root)
         os.replace(sysroot, root)
@@ -172,7 +213,7 @@ def _inputs(engine, images_dir, n, model):
 def emulate_arm64(model_path: Path, images: Path | None = None, n: int = 2, kernels: str = "xnnpack",
                   cache: Path | None = None) -> dict:
     """ARM (emulated) vs x86 LiteRT on the same inputs, and both vs the PyTorch float model."""
-    from edgeenhance.export.manifest import find_entry
+    from edgeenhance.export.manifest import find_entry, reference_model
     from edgeenhance.metrics import max_abs_error, psnr
     from edgeenhance.models.registry import load_model
     from edgeenhance.runtime.engines import LiteRTEngine
@@ -180,12 +221,15 @@ def emulate_arm64(model_path: Path, images: Path | None = None, n: int = 2, kern
     model_path = Path(model_path)
     if model_path.suffix != ".tflite":
         raise UserError(f"{model_path}: emulation runs .tflite models")
+    if not model_path.is_file():
+        raise UserError(f"{model_path}: no such model file")
+    entry = find_entry(model_path)  # refuses a file that is not the one its manifest describes
     engine = LiteRTEngine(model_path, 1, xnnpack=(kernels == "xnnpack"))
-    entry = find_entry(model_path)
+    spec = reference_model(model_path, entry)
     model = None
-    if entry:
+    if spec:
         try:
-            model = load_model(entry["model"])
+            model = load_model(spec)
         except UserError:
             model = None
     x = _inputs(engine, images, n, model)

@@ -100,15 +100,21 @@ def fused_slice(img: np.ndarray, grid: np.ndarray, p: dict) -> np.ndarray:
         return fast_slice(img, grid, p)
     h, w = img.shape[:2]
     bins = int(p["bins"])
+    w1, b1 = np.asarray(p["w1"], np.float32), np.asarray(p["b1"], np.float32)
+    w2, b2 = np.asarray(p["w2"], np.float32), np.asarray(p["b2"], np.float32)
+    # The kernel indexes without bounds checks: shapes that disagree would read out of bounds.
+    hidden = w1.shape[0] if w1.ndim == 2 else -1
+    if (img.ndim != 3 or img.shape[2] != 3 or grid.ndim != 3 or bins < 2 or grid.shape[0] != 12 * bins
+            or w1.shape != (hidden, 3) or b1.shape != (hidden,) or w2.shape != (1, hidden) or b2.shape != (1,)):
+        raise ValueError(f"fused_slice: inconsistent shapes (image {img.shape}, grid {grid.shape}, bins {bins}, "
+                         f"w1 {w1.shape}, b1 {b1.shape}, w2 {w2.shape}, b2 {b2.shape})")
     gh, gw = grid.shape[1:]
     x0, x1, fx = _axis_taps(gw, w)
     # (gh, W, bins*12): the grid resized along x only; rows and bins are fetched per pixel.
     tab = _x_table(np.ascontiguousarray(np.asarray(grid, np.float32).transpose(1, 2, 0)), x0, x1, fx)
     y0, y1, fy = _axis_taps(gh, h)
     out = np.empty((h, w, 3), np.float32)
-    _kernel(np.ascontiguousarray(img, np.float32), tab, y0, y1, fy,
-            np.asarray(p["w1"], np.float32), np.asarray(p["b1"], np.float32),
-            np.asarray(p["w2"], np.float32), np.asarray(p["b2"], np.float32), bins,
+    _kernel(np.ascontiguousarray(img, np.float32), tab, y0, y1, fy, w1, b1, w2, b2, bins,
             np.float32(p.get("min_illumination", MIN_ILLUMINATION)), out)
     return out
 

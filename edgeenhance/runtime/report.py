@@ -37,8 +37,8 @@ def _charts(rows):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [r for r in rows if "latency_ms" in r]
-    names = [r["file"] for r in ok]
+    ok = [r for r in rows if all(_num(_get(r, "latency_ms", k)) is not None for k in ("p50", "p90"))]
+    names = [_label(r.get("file")) for r in ok]
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(ok) + 1))
     p50 = [r["latency_ms"]["p50"] for r in ok]
     p90 = [r["latency_ms"]["p90"] for r in ok]
@@ -47,11 +47,11 @@ def _charts(rows):
     ax.invert_yaxis()
     lat = _png(fig)
     plt.close(fig)
-    acc_rows = [r for r in ok if r.get("psnr_vs_float") is not None]
+    acc_rows = [r for r in ok if _num(r.get("psnr_vs_float")) is not None]
     acc = None
     if acc_rows:
         fig, ax = plt.subplots(figsize=(8, 0.45 * len(acc_rows) + 1))
-        ax.barh([r["file"] for r in acc_rows], [r["psnr_vs_float"] for r in acc_rows], color="#59a14f")
+        ax.barh([_label(r.get("file")) for r in acc_rows], [r["psnr_vs_float"] for r in acc_rows], color="#59a14f")
         ax.axvline(35, color="red", ls="--", lw=1, label="int8 threshold (35 dB)")
         ax.set_xlabel("PSNR against the PyTorch float model (dB)")
         ax.legend(loc="lower right")
@@ -61,11 +61,27 @@ def _charts(rows):
     return lat, acc
 
 
+def _get(row, *keys):
+    for k in keys:
+        row = row.get(k) if isinstance(row, dict) else None
+    return row
+
+
+def _num(v):
+    """``v`` if it is a real number (results files are input: a field may hold anything)."""
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) else None
+
+
+def _label(v) -> str:
+    # matplotlib reads $...$ as mathematics (and fails on some); a chart label is plain text
+    return str(v if v is not None else "?").replace("$", r"\$")
+
+
 def _previews(rows, base_dirs, size=(256, 384)):
     """Run each model file once on a preview image: before, after and |after - float| heat map."""
     from edgeenhance.evaluate import enhance_array
     from edgeenhance.export.calib import task_exposure
-    from edgeenhance.export.manifest import find_entry
+    from edgeenhance.export.manifest import find_entry, reference_model
     from edgeenhance.models.registry import load_model
     from edgeenhance.runtime.bench import test_image
     from edgeenhance.runtime.engines import open_engine
@@ -73,22 +89,24 @@ def _previews(rows, base_dirs, size=(256, 384)):
 
     out = []
     for r in rows:
-        if r.get("format") in (None, "torch") or "error" in r:
-            continue
-        path = next((Path(d) / r["file"] for d in base_dirs if (Path(d) / r["file"]).exists()), None)
-        entry = find_entry(path) if path else None
-        if not entry:
-            continue
+        name = r.get("file")
+        if r.get("format") in (None, "torch") or "error" in r or not isinstance(name, str) or Path(name).name != name:
+            continue  # only plain names of files in the benchmarked folders
+        path = next((Path(d) / name for d in base_dirs if isinstance(d, str) and (Path(d) / name).exists()), None)
         try:
+            entry = find_entry(path) if path else None
+            spec = reference_model(path, entry)
+            if not spec:
+                continue
             engine = open_engine(path)
-            model = load_model(entry["model"])
+            model = load_model(spec)
             psize = tuple(engine.input_shape[2:]) if engine.input_shape and entry.get("form") != "grid" else size
             img = test_image(psize, seed=4_000_001, exposure=task_exposure(model))
             after = make_pipeline(engine, entry)(img)
             ref = enhance_array(model, img)
         except UserError:
             continue
-        out.append((r["file"], img, after, _heat(np.abs(after - ref))))
+        out.append((name, img, after, _heat(np.abs(after - ref))))
     return out
 
 
@@ -102,11 +120,14 @@ def write_report(results_files: list[Path], out: Path) -> Path:
             raise UserError(f"{f}: no such results file")
         try:
             data = json.loads(f.read_text())
+            if not isinstance(data["results"], list) or not all(isinstance(r, dict) for r in data["results"]):
+                raise TypeError
             rows += data["results"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
             raise UserError(f"{f}: not a results JSON written by `edgeenhance bench --json`") from None
         hosts.append(data.get("host", {}))
-        base_dirs += [d for d in data.get("model_dirs", [])] + [str(f.parent)]
+        dirs = data.get("model_dirs", [])
+        base_dirs += [d for d in (dirs if isinstance(dirs, list) else []) if isinstance(d, str)] + [str(f.parent)]
     lat, acc = _charts(rows)
     h = ["<!doctype html><html><head><meta charset='utf-8'><title>edgeenhance report</title><style>",
          "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
@@ -118,15 +139,22 @@ def write_report(results_files: list[Path], out: Path) -> Path:
     h.append("<table><tr><th>model file</th><th>precision</th><th>runtime</th><th>size</th><th>threads</th>"
              "<th>p50 ms</th><th>p90 ms</th><th>peak MB</th><th>file KB</th><th>PSNR vs float</th><th>max err</th>"
              "<th>speed-up vs torch fp32</th></tr>")
+    # Every value is escaped: results files and the manifests behind them are input, not markup.
+    def text(v) -> str:
+        return html.escape("-" if v is None else str(v))
+
+    def f(v, fmt="{:.2f}") -> str:
+        return "-" if _num(v) is None else fmt.format(v)
+
     for r in rows:
         if "error" in r:
-            h.append(f"<tr><td>{html.escape(r['file'])}</td><td colspan=11>failed: {html.escape(r['error'])}</td></tr>")
+            h.append(f"<tr><td>{text(r.get('file'))}</td><td colspan=11>failed: {text(r['error'])}</td></tr>")
             continue
-        f = lambda v, fmt="{:.2f}": "-" if v is None else fmt.format(v)  # noqa: E731
-        h.append(f"<tr><td>{html.escape(r['file'])}</td><td>{r['precision']}</td><td>{html.escape(r['runtime'])}</td>"
-                 f"<td>{r['size']}</td><td>{r['threads']}</td><td>{f(r['latency_ms']['p50'])}</td>"
-                 f"<td>{f(r['latency_ms']['p90'])}</td><td>{f(r.get('peak_rss_mb'), '{:.0f}')}</td>"
-                 f"<td>{f((r.get('file_size_bytes') or 0) / 1024 if r.get('file_size_bytes') else None, '{:.0f}')}</td>"
+        size = _num(r.get("file_size_bytes"))
+        h.append(f"<tr><td>{text(r.get('file'))}</td><td>{text(r.get('precision'))}</td><td>{text(r.get('runtime'))}</td>"
+                 f"<td>{text(r.get('size'))}</td><td>{text(r.get('threads'))}</td><td>{f(_get(r, 'latency_ms', 'p50'))}</td>"
+                 f"<td>{f(_get(r, 'latency_ms', 'p90'))}</td><td>{f(r.get('peak_rss_mb'), '{:.0f}')}</td>"
+                 f"<td>{f(size / 1024 if size else None, '{:.0f}')}</td>"
                  f"<td>{f(r.get('psnr_vs_float'))}</td><td>{f(r.get('max_abs_error'), '{:.4f}')}</td>"
                  f"<td>{f(r.get('speedup_vs_torch_float'))}</td></tr>")
     h.append("</table><h2>Latency</h2>" + f"<img src='{lat}'>")
