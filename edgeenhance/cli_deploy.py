@@ -18,14 +18,21 @@ def _export_options(p, parse_size, positive):
     p.add_argument("--w8a8", action="store_true",
                    help="also write a CoreML model with int8 weights and int8 activations (ranges calibrated\n"
                         "in PyTorch; CoreML's --int8 is int8 weights with fp16 compute)")
-    p.add_argument("--form", choices=["full", "grid"], default="full",
-                   help="full: image in, image out. grid (bilateral): low-res image in, grid out; slicing runs beside it")
+    p.add_argument("--form", choices=["full", "grid"], default=None,
+                   help="full: image in, image out. grid (bilateral): low-res image in, grid out; slicing runs\n"
+                        "beside it. Default: the form the model deploys as (bilateral: grid; others: full)")
     p.add_argument("--size", type=parse_size, help="HxW input size of the full form (default 512x512); for the grid "
                                                   "form, the photo size used for verification")
     p.add_argument("--dynamic", action="store_true", help="ONNX: any height and width")
-    p.add_argument("--calib", default="synthetic", help="'synthetic' or a folder of photos (default synthetic)")
-    p.add_argument("--calib-images", type=positive, default=32)
-    p.add_argument("--verify-images", type=positive, default=4)
+    p.add_argument("--calib", default="synthetic",
+                   help="int8 calibration images: 'synthetic' (rendered, badly and well exposed) or a folder\n"
+                        "of photos like those your app sees (default synthetic)")
+    p.add_argument("--calib-images", type=positive, default=32, help="calibration images (default 32)")
+    p.add_argument("--verify", default="synthetic",
+                   help="verification images: 'synthetic' or a folder of your photos (the grid form is\n"
+                        "verified at each photo's own resolution) (default synthetic)")
+    p.add_argument("--verify-images", type=positive, default=4,
+                   help="verification images (synthetic: N badly exposed + N/2 well exposed; default 4)")
     p.add_argument("--min-psnr", type=float, default=35.0, help="int8 threshold against float, dB (default 35)")
     p.add_argument("--io", choices=["float", "int8"], default="float", help="TFLite int8 model inputs/outputs")
     p.add_argument("--activations", type=int, choices=[8, 16], default=8,
@@ -114,6 +121,7 @@ def _exporter(a, model, int8_model="shipped"):
     from edgeenhance.export import Exporter
 
     return Exporter(model, form=a.form, size=a.size, dynamic=a.dynamic, calib=a.calib, calib_images=a.calib_images,
+                    verify=a.verify,
                     verify_images=a.verify_images, min_psnr=a.min_psnr, threads=a.threads, io_dtype=a.io,
                     activations=a.activations, onnx_quantizer=a.onnx_quantizer, all_int8=a.all_int8,
                     layout=a.layout, progress=not a.quiet, weight_scales=a.weight_scales,

@@ -629,3 +629,39 @@ def test_onnx_int8_export_opens_no_network_connection(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "out" / "tinystu_full_int8.onnx").exists()
     assert not log.exists(), log.read_text()
+
+
+def test_first_command_exports_the_deployable_form_and_passes(tmp_path, capsys):
+    """`export --model bilateral --target tflite --int8` with no --form: the grid form, verified on
+    rendered dark and well-exposed images, with a warning that calibration saw rendered images only."""
+    from edgeenhance.cli import main
+
+    assert main(["export", "--model", "bilateral", "--target", "tflite", "--int8", "--size", "96x128",
+                 "--calib-images", "4", "--verify-images", "2", "-o", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "grid form" in out and "calibrated on rendered images only" in out and "worst image" in out
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert {e["form"] for e in m["files"]} == {"grid"} and {e["precision"] for e in m["files"]} == {"fp32", "int8"}
+    ver = next(e for e in m["files"] if e["precision"] == "int8")["verification"]
+    assert ver["images"] == 3 and "well exposed" in ver["data"]  # 2 dark + 1 well exposed
+    assert m["calibration"] == {"data": "synthetic", "images": 4}
+
+
+def test_verify_on_a_folder_of_photos_at_their_own_size(tmp_path):
+    from PIL import Image
+
+    from edgeenhance.data.synth import render_pair
+
+    photos = tmp_path / "mine"
+    photos.mkdir()
+    for i, size in enumerate([(72, 100), (90, 64)]):
+        Image.fromarray((render_pair(i, "under", size)[0] * 255).astype(np.uint8)).save(photos / f"p{i}.png")
+    ex = Exporter(tiny_bilateral(), size=(40, 56), calib=str(photos), calib_images=2, verify=str(photos),
+                  verify_images=5, progress=False, log=lambda *_: None)
+    assert ex.form.name == "grid"
+    assert [x.shape[:2] for x, _ in ex.verification_pairs()] == [(72, 100), (90, 64)]
+    ver = ex.export(["tflite"], ["int8"], tmp_path / "out")["files"][0]["verification"]
+    assert ver["images"] == 2 and "2 photos from mine/" in ver["data"]
+    assert ver["min_psnr_vs_float"] <= ver["psnr_vs_float"]
+    with pytest.raises(UserError, match="--verify"):
+        Exporter(tiny_bilateral(), verify=str(tmp_path / "nope"), verify_images=1, progress=False).verification_pairs()

@@ -28,11 +28,11 @@ SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "coreml": ".mlpackage"}
 class Exporter:
     """Turns one model (zoo name, checkpoint or module) into verified phone models."""
 
-    def __init__(self, model, form: str = "full", size: tuple[int, int] | None = None, dynamic: bool = False,
+    def __init__(self, model, form: str | None = None, size: tuple[int, int] | None = None, dynamic: bool = False,
                  calib: str = "synthetic", calib_images: int = 32, verify_images: int = 4, min_psnr: float | None = None,
                  threads: int = 2, io_dtype: str = "float", activations: int = 8, onnx_quantizer: str = "nncf",
                  all_int8: bool = False, layout: str = "nhwc", progress: bool = True, log=print, int8_model="shipped",
-                 weight_scales: str | None = None):
+                 weight_scales: str | None = None, verify: str = "synthetic"):
         self.model = load_model(model) if isinstance(model, str) else model.eval()
         # A checkpoint is named by its stem and recorded by name, hash and relative path (see
         # ``checkpoint_reference``): its absolute path would leak into file names and break when it moves.
@@ -41,7 +41,8 @@ class Exporter:
             self.spec = self.checkpoint.name.removesuffix(".safetensors")
         else:
             self.spec = model if isinstance(model, str) else getattr(model, "name", self.model.family)
-        self.form = get_form(self.model, form)
+        # None: the form the model deploys as (the bilateral model: its grid network, sliced beside it)
+        self.form = get_form(self.model, form or getattr(self.model, "default_form", "full"))
         # int8 (and CoreML w8a8) files are made from ``int8_model``'s weights when there is one: weights
         # fine-tuned for int8 (QAT), the zoo's own for "shipped". Every file is verified against ``model``.
         if isinstance(int8_model, str):
@@ -50,6 +51,7 @@ class Exporter:
             int8_model = load_int8_model(model) if isinstance(model, str) else None
         self.int8_model = int8_model.eval() if int8_model is not None else None
         self.dynamic, self.calib, self.n_calib, self.n_verify = dynamic, calib, calib_images, verify_images
+        self.verify_data = verify  # 'synthetic' (rendered, both badly and well exposed) or a folder of photos
         self.thresholds = dict(THRESHOLDS, **({"int8": min_psnr, "w8a8": min_psnr} if min_psnr is not None else {}))
         self.threads, self.io_dtype, self.activations, self.onnx_quantizer = threads, io_dtype, activations, onnx_quantizer
         self.all_int8 = all_int8  # ignore the model's float layers: every op int8 (NPUs, DSPs)
@@ -164,7 +166,11 @@ class Exporter:
 
     def verification_pairs(self):
         if self._pairs is None:
-            self._pairs = calib_mod.synthetic_pairs(self.model, self.n_verify, self.photo_size, calib_mod.VERIFY_SEED)
+            if self.verify_data == "synthetic":
+                self._pairs = calib_mod.verification_pairs(self.model, self.n_verify, self.photo_size)
+            else:  # the grid form runs any photo size: verify at the photos' own resolution
+                self._pairs = calib_mod.folder_pairs(self.verify_data, self.n_verify,
+                                                     None if self.form.fixed_size else self.photo_size)
         return self._pairs
 
     def example(self) -> torch.Tensor:
@@ -322,10 +328,17 @@ class Exporter:
         ref_model = model if model is not None else self.model
         res = compare(pipeline, lambda x: enhance_array(ref_model, x), self.verification_pairs())
         res.update(runtime=engine.runtime, threshold_db=self.thresholds[precision],
-                   data=f"{len(self.verification_pairs())} synthetic {calib_mod.task_exposure(self.model)}-exposed "
-                        f"{self.photo_size[0]}x{self.photo_size[1]} images (seeds {calib_mod.VERIFY_SEED}+)")
+                   data=self.verification_data())
         res["passed"] = res["psnr_vs_float"] >= self.thresholds[precision]
         return res
+
+    def verification_data(self) -> str:
+        n = len(self.verification_pairs())
+        if self.verify_data == "synthetic":
+            return (f"{n} rendered {self.photo_size[0]}x{self.photo_size[1]} images: "
+                    f"{calib_mod.task_exposure(self.model)}-exposed and well exposed (seeds {calib_mod.VERIFY_SEED}+)")
+        return f"{n} photos from {Path(self.verify_data).name}/" + ("" if self.form.fixed_size else
+                                                                    f" at {self.photo_size[0]}x{self.photo_size[1]}")
 
     def io_spec(self, path: Path, target: str) -> dict:
         if target == "tflite":
@@ -355,9 +368,16 @@ class Exporter:
                 raise UserError(f"unknown target '{t}' (choose from {', '.join(TARGETS)}, all)")
         jobs = [(t, p) for t in targets for p in precisions
                 if not (t == "onnx" and p == "fp16") and not (p == "w8a8" and t != "coreml")]
+        self.log(f"{self.spec}: {self.form.name} form" + (" (grid network; slicing runs beside it)"
+                                                          if self.form.output == "grid" else " (image in, image out)"))
+        if any(p in ("int8", "w8a8") for p in precisions) and self.calib == "synthetic":
+            self.log("warning: int8 ranges calibrated on rendered images only; for the photos your app sees, "
+                     "pass --calib DIR (and --verify DIR to check on them)")
         _ = self.module  # settles the extras (grid normalization) before anything is written
         header = {"model": self.spec, "family": self.model.family, "config": self.model.config, "form": self.form.name,
-                  "extras": copy.deepcopy(self.extras), "input_size": list(self.input_size)}
+                  "extras": copy.deepcopy(self.extras), "input_size": list(self.input_size),
+                  "calibration": {"data": self.calib if self.calib == "synthetic" else Path(self.calib).name,
+                                  "images": self.n_calib}}
         if self.checkpoint is not None:
             header["checkpoint"] = checkpoint_reference(self.checkpoint, out_dir)
         if "int8" in precisions:
@@ -393,7 +413,8 @@ class Exporter:
                 e["int8_weights_from"] = getattr(self.int8_model, "name", "int8 model")
             entries.append(e)
             manifest = write_manifest(out_dir, self._summary(header, entries), entries)  # after every file
-            self.log(f"  {path.name:<44} {ver['psnr_vs_float']:7.2f} dB vs float   max err {ver['max_abs_error']:.4f}")
+            self.log(f"  {path.name:<44} {ver['psnr_vs_float']:7.2f} dB vs float (worst image "
+                     f"{ver['min_psnr_vs_float']:.2f})   max err {ver['max_abs_error']:.4f}")
         bar.close()
         manifest = write_manifest(out_dir, self._summary(header, entries), entries)
         if failures:
@@ -427,7 +448,7 @@ def _remove(path: Path):
         path.unlink()
 
 
-def export(model, target="tflite", out_dir="export", int8=False, fp16=False, w8a8=False, form="full", **kw) -> dict:
+def export(model, target="tflite", out_dir="export", int8=False, fp16=False, w8a8=False, form=None, **kw) -> dict:
     """Front door: ``export('bilateral', target='all', int8=True, form='grid', out_dir='out')``."""
     targets = list(TARGETS) if target == "all" else [target]
     precisions = ["fp32"] + (["fp16"] if fp16 else []) + (["int8"] if int8 else []) + (["w8a8"] if w8a8 else [])

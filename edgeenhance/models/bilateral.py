@@ -146,6 +146,9 @@ class BilateralEnhancer(nn.Module):
     family = "bilateral"
     pad_multiple = 1
     qat_part = "gridnet"  # what int8 runtimes execute (grid form); QAT leaves the float slicing alone
+    # exports default to the grid network: the full form (slicing in the graph) is slow on phones and its
+    # int8 file failed verification (27.7 dB), as full-resolution elementwise ops requantize at every step
+    default_form = "grid"
 
     def __init__(self, lowres=128, grid_size=16, bins=8, width=12, guide_hidden=8, global_convs=0):
         super().__init__()
