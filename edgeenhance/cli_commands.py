@@ -61,13 +61,34 @@ def cmd_data_reexpose(a):
     print(f"wrote MSEC-style dataset to {out}")
 
 
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds >= 0")
+    return v
+
+
 def _common_train(q, positive):
-    q.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when present)")
-    q.add_argument("--skip-bad", action="store_true", help="warn about and skip unreadable or unmatched files")
+    q.add_argument("--resume", action="store_true",
+                   help="continue from OUT/last.safetensors, exactly as the uninterrupted run would have")
+    q.add_argument("--save-every", type=_seconds, default=300.0, metavar="SECONDS",
+                   help="also write OUT/last.safetensors this often; Ctrl-C or SIGTERM saves it and stops "
+                        "(default 300)")
+    q.add_argument("--seed", type=int, default=0, help="random seed of initialisation and data (default 0)")
+    q.add_argument("--device", default="auto", help="cpu, cuda or auto (default auto: cuda when present)")
+    q.add_argument("--skip-bad", action="store_true",
+                   help="warn about and skip unreadable or unmatched files (default: stop with an error)")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.add_argument("-o", "--out", required=True, type=Path, help="run folder (checkpoints, logs)")
+
+
+def _stopped(r) -> int:
+    """Exit status of a run a signal stopped (the trainer said where it saved): 128 + the signal's
+    number, as a shell reports it."""
+    return 128 + r["signum"]
 
 
 def add_train(sub, positive):
@@ -79,9 +100,11 @@ def add_train(sub, positive):
                                  "from them on the fly: linear light, -1..-5 EV, ISO noise, clipping, tone curve,\n"
                                  "JPEG), a paired dataset folder (LOL, FiveK, MSEC, input/+target/) or 'synthetic'\n"
                                  "(rendered pairs). --zero-ref adds real dark photos without targets (Zero-DCE\n"
-                                 "losses). The last 15% of each photo folder by name is held out for validation.\n"
-                                 "Writes OUT/best.safetensors (best validation PSNR), OUT/final.safetensors and\n"
-                                 "OUT/last.safetensors (training state for --resume).\n"
+                                 "losses). --zero-reference with a plain folder of (dark) photos trains on them\n"
+                                 "without targets. The last 15% of each photo folder by name is held out for\n"
+                                 "validation. Writes OUT/best.safetensors (best validation PSNR; with no targets,\n"
+                                 "best no-reference score: dark lift - 2 x newly clipped - LOE fraction),\n"
+                                 "OUT/final.safetensors and OUT/last.safetensors (training state for --resume).\n"
                                  "On a 2-core CPU: about 1 s per step at the defaults (3000 steps: about an hour).\n"
                                  "example:\n"
                                  "  edgeenhance train bilateral --data ../shared/data/photos \\\n"
@@ -94,18 +117,22 @@ def add_train(sub, positive):
                    help="rendered inputs / MSEC subset (default: under)")
     b.add_argument("--zero-ref", action="append", type=Path, default=[], metavar="DIR",
                    help="folder of real dark photos without targets, trained with zero-reference losses "
-                        "(repeatable; frames with mean luminance above 0.3 are left out)")
+                        "(repeatable; frames with mean luminance above 0.3 are left out; default: none)")
     b.add_argument("--zero-ref-weight", type=float, default=0.1, help="weight of those losses (default 0.1)")
+    b.add_argument("--zero-ref-level", type=float, default=0.5,
+                   help="exposure level those losses pull 16x16 patches towards (default 0.5; Zero-DCE: 0.6)")
     b.add_argument("--render-mix", type=float, default=0.0,
                    help="fraction of each batch taken from rendered pairs next to real photos (default 0)")
     b.add_argument("--zero-reference", action="store_true",
-                   help="train on --data with zero-reference losses only (no targets used)")
+                   help="train on --data with zero-reference losses only (no targets used); a plain folder "
+                        "of photos is then taken as is, and checkpoints are chosen by a no-reference score")
     b.add_argument("--steps", type=positive, default=3000, help="optimizer steps (default 3000)")
     b.add_argument("--batch", type=positive, default=8, help="images per step (default 8)")
     b.add_argument("--crop", type=positive, default=192, help="training crop side in pixels (default 192)")
     b.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, cosine-decayed (default 1e-3)")
     b.add_argument("--n-images", type=positive, default=512, help="rendered training pairs (default 512)")
-    b.add_argument("--val-images", type=positive, default=24, help="validation pairs (default 24)")
+    b.add_argument("--val-images", type=positive, default=24,
+                   help="validation pairs, or held-out photos without targets (default 24)")
     b.add_argument("--val-every", type=positive, default=250, help="steps between validations (default 250)")
     b.add_argument("--workers", type=int, default=1, help="data-loading processes for photo folders (default 1)")
     _common_train(b, positive)
@@ -118,19 +145,23 @@ def add_train(sub, positive):
     c.add_argument("--over", default=None, help="folder of over-exposed photos, or 'synthetic'")
     c.add_argument("--normal", default=None, help="folder of well-exposed photos, or 'synthetic'")
     c.add_argument("--data", default=None, help="a trainA/ (over) + trainB/ (normal) folder instead of --over/--normal")
-    c.add_argument("--n-images", type=positive, default=1000, help="synthetic images per domain")
-    c.add_argument("--epochs", type=positive, default=10, help="half constant LR, half linear decay to 0")
-    c.add_argument("--batch", type=positive, default=4)
-    c.add_argument("--crop", type=positive, default=256)
-    c.add_argument("--lr", type=float, default=2e-4)
-    c.add_argument("--lambda-cycle", type=float, default=10.0)
-    c.add_argument("--lambda-identity", type=float, default=0.5)
-    c.add_argument("--gan-mode", choices=["lsgan", "vanilla"], default="lsgan")
-    c.add_argument("--pool-size", type=int, default=50)
-    c.add_argument("--ngf", type=positive, default=64, help="generator width")
-    c.add_argument("--n-blocks", type=positive, default=9, help="generator ResNet blocks")
-    c.add_argument("--ndf", type=positive, default=64, help="discriminator width")
-    c.add_argument("--no-amp", action="store_true", help="no bf16 mixed precision on GPU")
+    c.add_argument("--n-images", type=positive, default=1000, help="synthetic images per domain (default 1000)")
+    c.add_argument("--epochs", type=positive, default=10,
+                   help="epochs: half at constant LR, half decaying linearly to 0 (default 10)")
+    c.add_argument("--batch", type=positive, default=4, help="images per domain per step (default 4)")
+    c.add_argument("--crop", type=positive, default=256, help="training crop side in pixels (default 256)")
+    c.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
+    c.add_argument("--lambda-cycle", type=float, default=10.0, help="weight of the cycle-consistency loss (default 10.0)")
+    c.add_argument("--lambda-identity", type=float, default=0.5,
+                   help="weight of the identity loss, relative to --lambda-cycle (default 0.5)")
+    c.add_argument("--gan-mode", choices=["lsgan", "vanilla"], default="lsgan",
+                   help="adversarial loss: least squares or log-likelihood (default lsgan)")
+    c.add_argument("--pool-size", type=int, default=50,
+                   help="earlier fakes kept to show the discriminators; 0 = none (default 50)")
+    c.add_argument("--ngf", type=positive, default=64, help="generator width (default 64)")
+    c.add_argument("--n-blocks", type=positive, default=9, help="generator ResNet blocks (default 9)")
+    c.add_argument("--ndf", type=positive, default=64, help="discriminator width (default 64)")
+    c.add_argument("--no-amp", action="store_true", help="no bf16 mixed precision on GPU (default: bf16 on GPU)")
     _common_train(c, positive)
     c.set_defaults(func=cmd_train_cyclegan)
     p.set_defaults(func=lambda a: p.print_help())
@@ -142,23 +173,11 @@ def _check_lr(a):
 
 
 def _check_resume(a):
-    """--resume: refuse an unreadable OUT/last.safetensors before any data is loaded (its absence is
-    reported by the trainers)."""
-    path = a.out / "last.safetensors"
-    if not getattr(a, "resume", False) or not path.is_file():
-        return
-    from safetensors import safe_open
+    """--resume: refuse a missing or unreadable OUT/last.safetensors before any data is loaded."""
+    if getattr(a, "resume", False):
+        from edgeenhance.train.common import TrainingState
 
-    try:
-        with safe_open(str(path), framework="pt") as f:  # checks the header covers the whole file
-            meta = f.metadata() or {}
-        int(meta["step"])
-        for key in ("configs", "families", "extra"):
-            if not isinstance(json.loads(meta.get(key, "{}")), dict):
-                raise ValueError(f"'{key}' is not an object")
-    except Exception as e:  # safetensors, int() and json raise several types for a damaged file
-        raise UserError(f"--resume: {path} is not a readable training state ({type(e).__name__}: {e}); "
-                        "delete it to start over, or resume from a copy") from None
+        TrainingState(a.out / "last.safetensors")
 
 
 def cmd_train_bilateral(a):
@@ -170,9 +189,15 @@ def cmd_train_bilateral(a):
     r = train_bilateral(a.out, a.data, a.layout, a.steps, a.batch, a.crop, a.lr, a.n_images, a.val_images, a.exposure,
                         a.zero_reference, a.resume, a.seed, a.val_every, a.device, progress=_progress(a),
                         skip_bad=a.skip_bad, zero_ref=a.zero_ref, zero_ref_weight=a.zero_ref_weight,
-                        render_mix=a.render_mix, workers=max(0, a.workers))
+                        zero_ref_level=a.zero_ref_level,
+                        render_mix=a.render_mix, workers=max(0, a.workers), save_every_s=a.save_every)
+    if r["stopped"]:
+        return _stopped(r)
     b = r["best"]
-    print(f"best validation PSNR {b['psnr']:.2f} dB, SSIM {b.get('ssim', 0):.4f} -> {a.out / 'best.safetensors'}")
+    if r["selected_by"] == "noref":
+        print(f"best validation no-reference score {b['score']:.4f} -> {a.out / 'best.safetensors'}")
+    else:
+        print(f"best validation PSNR {b['psnr']:.2f} dB, SSIM {b.get('ssim', 0):.4f} -> {a.out / 'best.safetensors'}")
 
 
 def cmd_train_cyclegan(a):
@@ -193,7 +218,9 @@ def cmd_train_cyclegan(a):
                         "or --over synthetic --normal synthetic")
     r = train_cyclegan(a.out, over, normal, a.epochs, a.batch, a.crop, a.lr, a.lambda_cycle, a.lambda_identity,
                        a.gan_mode, a.pool_size, a.ngf, a.n_blocks, a.ndf, a.resume, a.seed, a.device,
-                       False if a.no_amp else None, _progress(a))
+                       False if a.no_amp else None, _progress(a), save_every_s=a.save_every)
+    if r["stopped"]:
+        return _stopped(r)
     print(f"teacher written to {Path(r['out_dir']) / 'teacher.safetensors'}")
 
 
@@ -203,38 +230,45 @@ def add_distill(sub, positive):
                                    "pixel L1 + matching of the teacher's bottleneck features, optionally an\n"
                                    "adversarial term with the teacher's discriminator (--adv W --discriminator CKPT).")
     d.add_argument("--teacher", required=True, help="teacher.safetensors from `train cyclegan`")
-    d.add_argument("--student", default="small", choices=["tiny", "small"])
-    d.add_argument("--data", default="synthetic", help="'synthetic' or a folder of over-exposed photos")
-    d.add_argument("--n-images", type=positive, default=1000)
-    d.add_argument("--steps", type=positive, default=3000)
-    d.add_argument("--batch", type=positive, default=8)
-    d.add_argument("--crop", type=positive, default=256)
-    d.add_argument("--lr", type=float, default=2e-3)
-    d.add_argument("--feat", type=float, default=1.0, help="weight of feature matching")
-    d.add_argument("--adv", type=float, default=0.0, help="weight of the adversarial term (0: off)")
-    d.add_argument("--discriminator", default=None)
-    d.add_argument("--val-images", type=positive, default=16)
-    d.add_argument("--val-every", type=positive, default=250)
+    d.add_argument("--student", default="small", choices=["tiny", "small"], help="student size (default small)")
+    d.add_argument("--data", default="synthetic",
+                   help="'synthetic' or a folder of over-exposed photos (default: synthetic)")
+    d.add_argument("--n-images", type=positive, default=1000, help="rendered training images (default 1000)")
+    d.add_argument("--steps", type=positive, default=3000, help="optimizer steps (default 3000)")
+    d.add_argument("--batch", type=positive, default=8, help="images per step (default 8)")
+    d.add_argument("--crop", type=positive, default=256, help="training crop side in pixels (default 256)")
+    d.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate, cosine-decayed (default 2e-3)")
+    d.add_argument("--feat", type=float, default=1.0, help="weight of feature matching (default 1.0)")
+    d.add_argument("--adv", type=float, default=0.0, help="weight of the adversarial term (default 0.0: off)")
+    d.add_argument("--discriminator", default=None,
+                   help="discriminator_normal.safetensors from `train cyclegan`, for --adv (default: none)")
+    d.add_argument("--val-images", type=positive, default=16,
+                   help="held-out rendered images for PSNR(student, teacher) (default 16)")
+    d.add_argument("--val-every", type=positive, default=250, help="steps between validations (default 250)")
     d.add_argument("--cache-teacher", action="store_true",
                    help="run the teacher once per image up front, then train on pixel L1 only (fast on CPU)")
-    d.add_argument("--init", default=None, help="start from this student checkpoint (fine-tune)")
+    d.add_argument("--init", default=None, help="start from this student checkpoint (fine-tune; default: none)")
     _common_train(d, positive)
     d.set_defaults(func=cmd_distill)
 
 
 def cmd_distill(a):
     from edgeenhance.train.data import heldout_over_pairs, unpaired_data
-    from edgeenhance.train.distill import distill
+    from edgeenhance.train.distill import check_inputs, distill
 
     _check_lr(a)
     _check_resume(a)
+    teacher, disc, init = check_inputs(a.teacher, a.discriminator, a.init, a.student, a.adv)  # before rendering
     if a.data == "synthetic":
         over, _ = unpaired_data("synthetic", "synthetic", a.n_images, a.crop, a.seed, progress=_progress(a))
     else:
         over, _ = unpaired_data(a.data, a.data, a.n_images, a.crop, a.seed, a.skip_bad, _progress(a))
     val = [x for x, _ in heldout_over_pairs(a.val_images, a.crop)]
-    r = distill(a.out, a.teacher, over, val, a.student, a.steps, a.batch, a.crop, a.lr, a.feat, a.adv, a.discriminator,
-                a.resume, a.seed, a.device, a.val_every, _progress(a), cache_teacher=a.cache_teacher, init=a.init)
+    r = distill(a.out, teacher, over, val, a.student, a.steps, a.batch, a.crop, a.lr, a.feat, a.adv, disc,
+                a.resume, a.seed, a.device, a.val_every, _progress(a), cache_teacher=a.cache_teacher, init=init,
+                save_every_s=a.save_every)
+    if r["stopped"]:
+        return _stopped(r)
     print(f"best PSNR(student, teacher) on held-out images {r['best_psnr_vs_teacher']:.2f} dB -> {a.out / 'best.safetensors'}")
 
 

@@ -44,6 +44,11 @@ def loe(inp: np.ndarray, out: np.ndarray, chunk: int = 128) -> float:
     return flips / a.size
 
 
+def loe_fraction(inp: np.ndarray, out: np.ndarray) -> float:
+    """LOE divided by the pixels of its grid: the fraction (0..1) of pixel pairs whose lightness order flipped."""
+    return loe(inp, out) / _subsample(np.asarray(inp)[..., 0]).size
+
+
 def _extreme(lum: np.ndarray, frac: float, darkest: bool) -> np.ndarray:
     """Flat indices of the ``frac`` darkest (or brightest) pixels of a luminance map."""
     if not 0 < frac <= 1:

@@ -1,4 +1,6 @@
+import contextlib
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -18,3 +20,28 @@ def save(path, arr):
 
     write_image(path, arr)
     return path
+
+
+@contextlib.contextmanager
+def signal_on_call(owner, name, call, sig):
+    """``owner.name`` sends ``sig`` to this process on its ``call``-th call. Meanwhile a handler that
+    raises stands in for the default one, so that a trainer which does not catch the signal fails the
+    test instead of ending pytest."""
+    def fail(signum, frame):
+        raise RuntimeError(f"{signal.Signals(signum).name} reached the test: the trainer did not catch it")
+
+    orig, calls = getattr(owner, name), []
+
+    def wrapped(*a, **kw):
+        calls.append(1)
+        if len(calls) == call:
+            os.kill(os.getpid(), sig)
+        return orig(*a, **kw)
+
+    old = signal.signal(sig, fail)
+    setattr(owner, name, wrapped)
+    try:
+        yield
+    finally:
+        setattr(owner, name, orig)
+        signal.signal(sig, old)

@@ -277,3 +277,102 @@ def test_tiling_is_declared_by_local_models_only():
             y[0, :, p, p] += 0.5
             changed = torch.nonzero((model(y) - base).abs().amax(dim=(0, 1)) > 0)
             assert (changed - p).abs().max() <= r  # nothing outside the declared radius moves
+
+
+def _no_data(monkeypatch):
+    import edgeenhance.train.data as data
+
+    def fail(*a, **kw):
+        raise AssertionError("training data was loaded or rendered before the inputs were checked")
+
+    for name in ("unpaired_data", "heldout_over_pairs", "trainab", "paired_data"):
+        monkeypatch.setattr(data, name, fail)
+
+
+@pytest.mark.parametrize("case, msg", [
+    ("broken teacher", "--teacher: "), ("student as teacher", "--teacher must be a CycleGAN generator"),
+    ("student as discriminator", "--discriminator must be a CycleGAN discriminator"),
+    ("tiny init for small", "--init: a student with"), ("missing init", "--init: "),
+])
+def test_distill_checks_its_checkpoints_before_any_data_work(tmp_path, capsys, monkeypatch, case, msg):
+    from edgeenhance.models.cyclegan import ResnetGenerator
+    from edgeenhance.models.registry import save_checkpoint
+    from edgeenhance.models.student import student
+
+    _no_data(monkeypatch)
+    (tmp_path / "broken.pt").write_bytes(b"\x80\x02 a torch pickle, not safetensors")
+    save_checkpoint(tmp_path / "teacher.safetensors", ResnetGenerator(ngf=4, n_blocks=1))
+    save_checkpoint(tmp_path / "tiny.safetensors", student("tiny"))
+    teacher, extra = {
+        "broken teacher": ("broken.pt", []), "student as teacher": ("tiny.safetensors", []),
+        "student as discriminator": ("teacher.safetensors", ["--discriminator", "tiny.safetensors", "--adv", "0.1"]),
+        "tiny init for small": ("teacher.safetensors", ["--init", "tiny.safetensors"]),
+        "missing init": ("teacher.safetensors", ["--init", "nothing.safetensors"]),
+    }[case]
+    monkeypatch.chdir(tmp_path)
+    _clean_error(capsys, main(["distill", "--teacher", teacher, *extra, "-o", "run", "--quiet"]), msg)
+
+
+@pytest.mark.parametrize("trainer", [["train", "cyclegan", "--over", "synthetic", "--normal", "synthetic"],
+                                     ["distill", "--teacher", "t.safetensors"], ["train", "bilateral"]])
+def test_resume_without_a_state_is_refused_before_any_data_work(tmp_path, capsys, monkeypatch, trainer):
+    _no_data(monkeypatch)
+    _clean_error(capsys, main([*trainer, "--resume", "-o", str(tmp_path / "run"), "--quiet"]), "no training state at")
+
+
+def _parsers():
+    """(name, parser) of `train bilateral`, `train cyclegan` and `distill`."""
+    import argparse
+
+    from edgeenhance.cli import build_parser
+
+    def sub(p):
+        return next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+    top = sub(build_parser())
+    train = sub(top["train"])
+    return [("train bilateral", train["bilateral"]), ("train cyclegan", train["cyclegan"]), ("distill", top["distill"])]
+
+
+@pytest.mark.parametrize("name, parser", _parsers())
+def test_every_training_option_has_a_help_that_states_its_default(name, parser):
+    import re
+
+    for a in parser._actions:
+        if "-h" in a.option_strings:
+            continue
+        flag = a.option_strings[-1]
+        assert a.help and a.help.strip(), f"{name} {flag}: no help"
+        if a.default is None or a.nargs == 0 or a.default == []:  # flags: off unless given; lists: empty
+            continue
+        if isinstance(a.default, (int, float)):
+            numbers = [float(n) for n in re.findall(r"\d+(?:\.\d+)?(?:e-?\d+)?", a.help)]
+            assert float(a.default) in numbers, f"{name} {flag}: help does not state the default {a.default}"
+        else:
+            assert str(a.default) in a.help, f"{name} {flag}: help does not state the default {a.default}"
+
+
+def test_a_signal_stops_training_with_the_state_saved(tmp_path, capsys):
+    import signal
+
+    import edgeenhance.train.bilateral as bil
+    from conftest import signal_on_call
+
+    run = tmp_path / "run"
+    args = ["train", "bilateral", "--steps", "4", "--crop", "32", "--batch", "1", "--n-images", "2", "--val-images", "1",
+            "-o", str(run), "--quiet"]
+    with signal_on_call(bil, "supervised_loss", 2, signal.SIGINT):
+        code = main(args)
+    out = capsys.readouterr().out
+    assert code == 130 and "SIGINT: stopped after step 2" in out and "--resume" in out
+    assert (run / "last.safetensors").is_file() and not (run / "final.safetensors").exists()
+    assert main([*args, "--resume"]) == 0 and (run / "final.safetensors").is_file()
+
+
+def test_zero_reference_training_on_a_plain_folder_of_dark_photos(tmp_path, capsys):
+    for i in range(5):
+        _photo(tmp_path / "dark" / f"img_{i}.png", 0.05 + 0.02 * i, (40, 48))
+    code = main(["train", "bilateral", "--data", str(tmp_path / "dark"), "--zero-reference", "--steps", "2",
+                 "--crop", "32", "--batch", "2", "--workers", "0", "-o", str(tmp_path / "run"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "best validation no-reference score" in out and "PSNR" not in out

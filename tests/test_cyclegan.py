@@ -142,3 +142,92 @@ def test_distillation_lowers_student_teacher_gap(tmp_path):
                 progress=False, log=lambda *_: None)
     assert r["best_psnr_vs_teacher"] > before + 3
     assert (tmp_path / "student.safetensors").exists()
+
+
+def _cyclegan_run(out, imgs, **kw):
+    from edgeenhance.train.cyclegan import train_cyclegan
+
+    return train_cyclegan(out, imgs[:3], imgs[3:], epochs=2, batch=2, crop=32, ngf=4, n_blocks=1, ndf=4, pool_size=3,
+                          steps_per_epoch=3, progress=False, device="cpu", log=lambda *_: None, **kw)
+
+
+def _over_images(n=6):
+    from edgeenhance.data.synth import render_single
+
+    return [render_single(i, "over", (40, 40)) for i in range(n)]
+
+
+def test_cyclegan_stopped_mid_epoch_and_resumed_equals_the_uninterrupted_run(tmp_path):
+    import signal
+
+    from conftest import signal_on_call
+    from edgeenhance.data.datasets import CropSampler
+    from edgeenhance.train.common import TrainingState
+
+    imgs = _over_images()
+    whole = _cyclegan_run(tmp_path / "whole", imgs)["nets"]
+    with signal_on_call(CropSampler, "batch", 4, signal.SIGINT):  # call 1 draws the sample grid's inputs
+        r = _cyclegan_run(tmp_path / "cut", imgs)
+    assert r["stopped"] == "SIGINT" and TrainingState(tmp_path / "cut" / "last.safetensors").step == 2
+    resumed = _cyclegan_run(tmp_path / "cut", imgs, resume=True)
+    assert resumed["stopped"] is None and len(resumed["history"]) == 2
+    for k, net in whole.items():
+        for (name, a), b in zip(net.state_dict().items(), resumed["nets"][k].state_dict().values()):
+            assert torch.equal(a, b), f"{k}.{name}"
+    # the epoch the stop split logs the same mean losses as the uninterrupted one
+    assert (tmp_path / "cut" / "log.jsonl").read_text() == (tmp_path / "whole" / "log.jsonl").read_text()
+
+
+def test_distill_stopped_and_resumed_equals_the_uninterrupted_run(tmp_path):
+    import signal
+
+    from conftest import signal_on_call
+    from edgeenhance.data.datasets import CropSampler
+
+    torch.manual_seed(0)
+    teacher = ResnetGenerator(ngf=4, n_blocks=1).eval()
+    imgs = _over_images(4)
+
+    def run(out, **kw):
+        return distill(out, teacher, imgs, imgs[:1], "tiny", steps=6, batch=2, crop=32, val_every=100, progress=False,
+                       log=lambda *_: None, **kw)
+
+    whole = run(tmp_path / "whole")["student"]
+    with signal_on_call(CropSampler, "batch", 3, signal.SIGTERM):
+        r = run(tmp_path / "cut")
+    assert r["stopped"] == "SIGTERM" and not (tmp_path / "cut" / "student.safetensors").exists()
+    resumed = run(tmp_path / "cut", resume=True)
+    assert len(resumed["history"]) == 3
+    for (name, a), b in zip(whole.state_dict().items(), resumed["student"].state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_cyclegan_and_distill_check_resume_and_checkpoints_first(tmp_path, monkeypatch):
+    from edgeenhance.errors import UserError
+    from edgeenhance.models.registry import save_checkpoint
+    from edgeenhance.train.cyclegan import train_cyclegan
+
+    def no_work(*a, **kw):
+        raise AssertionError("work started before the inputs were checked")
+
+    import edgeenhance.train.cyclegan as cg
+    import edgeenhance.train.distill as ds
+
+    monkeypatch.setattr(cg, "build_cyclegan", no_work)
+    monkeypatch.setattr(ds, "CropSampler", no_work)
+    img = [np.zeros((8, 8, 3), np.float32)]
+    with pytest.raises(UserError, match="no training state"):
+        train_cyclegan(tmp_path / "none", img, img, resume=True)
+    (tmp_path / "last.safetensors").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="not a readable training state"):
+        train_cyclegan(tmp_path, img, img, resume=True)
+    with pytest.raises(UserError, match="not a readable training state"):
+        distill(tmp_path, ResnetGenerator(ngf=4, n_blocks=1), img, img, resume=True)
+    (tmp_path / "broken.pt").write_bytes(b"\x80\x02not safetensors")
+    with pytest.raises(UserError, match="--teacher: .*broken.pt: not a readable safetensors"):
+        distill(tmp_path / "d", str(tmp_path / "broken.pt"), img, img)
+    save_checkpoint(tmp_path / "student.safetensors", student("tiny"))
+    with pytest.raises(UserError, match="--teacher must be a CycleGAN generator"):
+        distill(tmp_path / "d", str(tmp_path / "student.safetensors"), img, img)
+    with pytest.raises(UserError, match="--init: a student with .* --student small"):
+        distill(tmp_path / "d", ResnetGenerator(ngf=4, n_blocks=1), img, img, init=str(tmp_path / "student.safetensors"))

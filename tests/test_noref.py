@@ -53,6 +53,16 @@ def test_loe_zero_for_tone_curve_and_positive_for_inversion():
     assert loe(x, 1 - x) > 0
 
 
+def test_loe_fraction_counts_flipped_pairs():
+    from edgeenhance.noref import loe_fraction
+
+    img = grey(np.arange(16) / 16, (4, 4))  # 16 distinct values, each grid pixel kept
+    assert loe_fraction(img, img ** 0.5) == 0
+    # reversed order: every ordered pair of distinct pixels flips; pairs with itself (16 of 256) never do
+    assert loe_fraction(img, 1 - img) == pytest.approx(240 / 256)
+    assert loe_fraction(img, 1 - img) == pytest.approx(loe(img, 1 - img) / 16)
+
+
 def test_scores_hand_computed():
     inp, out = grey([0.1, 0.2, 0.3], (3, 1)), grey([0.5, 0.4, 0.6], (3, 1))
     # pixel 0: only pixel 1 changes order (0.2 >= 0.1, but 0.4 < 0.5); pixel 1: pixel 0 (0.1 < 0.2, 0.5 >= 0.4)

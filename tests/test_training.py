@@ -1,8 +1,10 @@
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import signal_on_call
 from edgeenhance.errors import UserError
 from edgeenhance.models.registry import load_model
 from edgeenhance.train.bilateral import train_bilateral
@@ -17,7 +19,7 @@ def small_run(tmp_path, **kw):
 
 
 def test_short_training_lowers_loss(tmp_path):
-    r = small_run(tmp_path)
+    r = small_run(tmp_path, steps=60, val_every=30)
     h = r["history"]
     assert np.mean(h[-8:]) < 0.8 * np.mean(h[:8])
     m = load_model(str(tmp_path / "best.safetensors"))
@@ -69,7 +71,7 @@ def test_short_real_photo_run_lowers_the_loss_and_lifts_real_dark_frames(tmp_pat
     photos = real_folder(tmp_path, "photos/bsd100", 12, "photos")
     dark = real_folder(tmp_path, "exposure/lol_our485_low", 8, "dark")
     logs = []
-    r = small_run(tmp_path / "run", data=str(photos), zero_ref=[dark], steps=60, val_every=60, lr=5e-3,
+    r = small_run(tmp_path / "run", data=str(photos), zero_ref=[dark], steps=80, val_every=80, lr=5e-3,
                   log=logs.append, workers=0)
     h = r["history"]
     assert np.mean(h[-10:]) < 0.8 * np.mean(h[:10])
@@ -81,3 +83,119 @@ def test_real_photo_folder_without_dark_frames_is_a_clear_error(tmp_path):
     photos = real_folder(tmp_path, "photos/bsd100", 6, "photos")
     with pytest.raises(UserError, match="no frames darker"):
         small_run(tmp_path / "run", data=str(photos), zero_ref=[photos], steps=2)
+
+
+# --- stopping, periodic saves and exact resume ---------------------------------------------------
+
+def photo_dir(path, n=6, size=(72, 88), level=0.6, seed=0):
+    """A folder of ``n`` tiny smooth photos of mean brightness about ``level``."""
+    from conftest import save
+
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True)
+    yy, xx = np.mgrid[0:size[0], 0:size[1]] / max(size)
+    for i in range(n):
+        base = level * (0.6 + 0.8 * rng.random(3)) * (0.5 + 0.5 * np.sin(6 * xx + i)[..., None] * np.cos(4 * yy)[..., None])
+        save(path / f"img_{i}.png", np.clip(base + 0.03 * rng.random((*size, 3)), 0, 1).astype(np.float32))
+    return path
+
+
+def state_step(path):
+    from edgeenhance.train.common import TrainingState
+
+    return TrainingState(path).step
+
+
+@pytest.mark.parametrize("source", ["synthetic", "photos"])
+def test_a_run_stopped_by_a_signal_and_resumed_equals_the_uninterrupted_run(tmp_path, source):
+    import torch
+
+    import edgeenhance.train.bilateral as bil
+
+    kw = dict(steps=8, val_every=100, n_images=6)
+    if source == "photos":  # real-photo batches, rendered pairs (CropSampler) and dark frames, all resumed
+        kw.update(data=str(photo_dir(tmp_path / "photos")), render_mix=0.5, workers=0,
+                  zero_ref=[photo_dir(tmp_path / "dark", level=0.1, seed=1)])
+    sig = signal.SIGINT if source == "synthetic" else signal.SIGTERM
+    whole = small_run(tmp_path / "whole", **kw)["model"]
+    with signal_on_call(bil, "supervised_loss", 4, sig):
+        r = small_run(tmp_path / "cut", **kw)
+    assert r["stopped"] == sig.name and len(r["history"]) == 4
+    assert state_step(tmp_path / "cut" / "last.safetensors") == 4  # saved on the signal, not at a validation
+    assert not (tmp_path / "cut" / "final.safetensors").exists()
+    resumed = small_run(tmp_path / "cut", resume=True, **kw)
+    assert len(resumed["history"]) == 4 and resumed["stopped"] is None
+    for (name, a), b in zip(whole.state_dict().items(), resumed["model"].state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_training_state_is_saved_every_save_every_s(tmp_path, monkeypatch):
+    import edgeenhance.train.bilateral as bil
+
+    calls = []
+
+    def crash(*a, **kw):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("power cut")
+        return orig(*a, **kw)
+
+    orig = bil.supervised_loss
+    monkeypatch.setattr(bil, "supervised_loss", crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        small_run(tmp_path, steps=10, val_every=100, n_images=4, save_every_s=0)
+    assert state_step(tmp_path / "last.safetensors") == 4
+
+
+def test_a_corrupt_state_is_refused_before_any_data_work(tmp_path, monkeypatch):
+    import edgeenhance.train.bilateral as bil
+
+    def no_data(*a, **kw):
+        raise AssertionError("data was loaded before the training state was checked")
+
+    monkeypatch.setattr(bil, "paired_data", no_data)
+    (tmp_path / "last.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{bad json}xxxxx")
+    with pytest.raises(UserError, match="not a readable training state"):
+        small_run(tmp_path, resume=True)
+    with pytest.raises(UserError, match="no training state"):
+        small_run(tmp_path / "empty", resume=True)
+
+
+def test_zero_reference_on_a_plain_folder_of_dark_photos_is_chosen_by_a_noref_score(tmp_path):
+    dark = photo_dir(tmp_path / "dark", n=8, level=0.1)
+    logs = []
+    r = small_run(tmp_path / "run", data=str(dark), zero_reference=True, steps=30, val_every=10, lr=1e-2, workers=0,
+                  log=logs.append)
+    assert r["selected_by"] == "noref"
+    scores = [float(line.split("LOE fraction: ")[1].split(" ")[0]) for line in logs
+              if line.startswith("step ") and "no-reference score" in line]
+    assert len(scores) == 3  # logged at each validation, naming the score
+    assert "chosen by no-reference score" in logs[0]
+    best = r["best"]
+    assert best["score"] == pytest.approx(max(scores), abs=1e-4) and best["dark_lift"] > 0.01
+    meta = load_model(str(tmp_path / "run" / "best.safetensors"))
+    assert meta.family == "bilateral"
+
+
+def test_a_state_written_before_random_states_were_saved_still_resumes(tmp_path):
+    """Runs started by an earlier version (only models, optimizers, step and extra) resume, with the
+    LR schedule replayed to the same position."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    def lrs(run):
+        with safe_open(str(run / "last.safetensors"), framework="pt") as f:
+            return json.loads(f.metadata()["lrs"])
+
+    small_run(tmp_path / "whole", steps=6, val_every=3, n_images=4)
+    small_run(tmp_path / "old", steps=6, val_every=3, n_images=4, save_every_s=1e9)
+    path = tmp_path / "old" / "last.safetensors"
+    with safe_open(str(path), framework="pt") as f:  # rewrite the step-6 state as the old format at step 3
+        meta = {k: v for k, v in f.metadata().items() if k in ("configs", "families", "extra")}
+        tensors = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("rng.")}
+    save_file(tensors, str(path), metadata={**meta, "step": "3"})
+    r = small_run(tmp_path / "old", steps=6, val_every=3, n_images=4, resume=True)
+    assert len(r["history"]) == 3
+    assert lrs(tmp_path / "old") == lrs(tmp_path / "whole")

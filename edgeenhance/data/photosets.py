@@ -153,8 +153,17 @@ def batches(dataset, batch: int, start_step: int = 0, workers: int = 0):
             return len(dataset) - start_step * batch
 
     loader = DataLoader(dataset, batch_size=batch, sampler=_From(), num_workers=workers,
-                        persistent_workers=workers > 0, prefetch_factor=4 if workers else None, drop_last=True)
+                        persistent_workers=workers > 0, prefetch_factor=4 if workers else None, drop_last=True,
+                        worker_init_fn=_ignore_sigint if workers else None)
     return iter(loader)
+
+
+def _ignore_sigint(_worker_id):
+    """Ctrl-C reaches the whole process group: a worker that died of it would fail the batch the
+    training loop waits for before it can save and stop. (SIGTERM stays: DataLoader's shutdown uses it.)"""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def heldout_pairs(photos, n: int | None = None, kind: str = "under", ev_range=(-4.0, -2.0), seed: int = 0,

@@ -4,6 +4,8 @@ Data sources, mixable in one run:
 - a folder of well-exposed real photos: exposure errors synthesized on the fly (``data.exposure``),
   supervised DeepUPE losses against the photo itself;
 - folders of real dark photos with no targets (``zero_ref``): Zero-DCE style losses on them;
+- with ``zero_reference``, a plain folder of (dark) photos as ``data``: Zero-DCE style losses only,
+  checkpoints chosen by a no-reference score on its held-out photos (``noref_score``);
 - rendered pairs (``data='synthetic'``, or ``render_mix`` next to real photos) and paired dataset
   folders (LOL, FiveK, MSEC, input/+target/), as before.
 """
@@ -20,12 +22,14 @@ from edgeenhance.errors import UserError
 from edgeenhance.evaluate import evaluate
 from edgeenhance.models.bilateral import BilateralEnhancer
 from edgeenhance.models.registry import save_checkpoint
-from edgeenhance.train.common import load_training_state, pick_device, save_training_state, seed_everything
+from edgeenhance.train.common import (SAVE_EVERY_S, GracefulStop, SaveClock, TrainingState, pick_device,
+                                      save_training_state, seed_everything, stopped_message)
 from edgeenhance.train.data import is_photo_folder, paired_data
 from edgeenhance.train.losses import new_clipping_loss, supervised_loss, zero_reference_loss
 
 DARK_MAX = 0.3  # a real frame counts as low-light below this mean luminance
 KINDS = {"under": 0.9, "normal": 0.1}  # a tenth well-exposed frames: the model learns to leave them alone
+W_CLIP = 2.0  # weight of the new-clipping penalty
 
 
 def _photo_source(data, crop, seed, batch, start, workers, n_val, progress, log):
@@ -66,90 +70,152 @@ def _dark_scores(model, frames, dev) -> dict:
             "new_clipped": float(np.mean([newly_clipped(x, y) for x, y in outs]))}
 
 
+def _plain_dark_source(data, crop, seed, batch, start, workers, n_val, progress, log):
+    """--zero-reference on a plain folder of photos: crops of the photos themselves (no targets); its
+    held-out photos (the last 15% by name) validate with ``noref_score``."""
+    from edgeenhance.data.photosets import PhotoCrops, batches, load_photos, photo_files
+
+    train = load_photos(photo_files(data, "train"), max_side=1024, progress=progress, desc="loading photos")
+    val = load_photos(photo_files(data, "val")[:n_val], max_side=512)
+    log(f"{data}: {len(train)} training photos without targets (zero-reference), {len(val)} held out; "
+        f"checkpoints chosen by {NOREF_SCORE}")
+    return batches(PhotoCrops(train, crop, seed), batch, start, workers), [v.astype(np.float32) / 255 for v in val]
+
+
+NOREF_SCORE = "no-reference score = dark lift - 2 x newly clipped - LOE fraction"
+
+
+def noref_score(model, frames, dev) -> dict:
+    """Validation without targets, higher is better: mean luminance gain of the darkest 30% of each
+    held-out photo (``noref.dark_lift``), less twice the fraction of newly clipped pixels and the
+    fraction of pixel pairs whose lightness order flipped (``noref.loe_fraction``): lift the shadows,
+    without blowing out highlights or reordering light and dark."""
+    from edgeenhance.evaluate import fast_enhance
+    from edgeenhance.noref import dark_lift, loe_fraction, newly_clipped
+
+    outs = [(x, np.clip(fast_enhance(model, x, dev), 0, 1)) for x in frames]
+    r = {"dark_lift": float(np.mean([dark_lift(x, y) for x, y in outs])),
+         "new_clipped": float(np.mean([newly_clipped(x, y) for x, y in outs])),
+         "loe_fraction": float(np.mean([loe_fraction(x, y) for x, y in outs]))}
+    r["score"] = r["dark_lift"] - 2 * r["new_clipped"] - r["loe_fraction"]
+    return r
+
+
 def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8, crop=256, lr=1e-3, n_images=512,
                     val_images=16, exposure="under", zero_reference=False, resume=False, seed=0, val_every=250,
                     device=None, model_config=None, progress=True, skip_bad=False, log=print, zero_ref=(),
-                    zero_ref_weight=0.2, render_mix=0.0, workers=1) -> dict:
-    """Train and write ``out_dir/{last,best,final}.safetensors``; returns a summary with the loss history."""
+                    zero_ref_weight=0.1, render_mix=0.0, workers=1, save_every_s=SAVE_EVERY_S,
+                    zero_ref_level=0.5) -> dict:
+    """Train and write ``out_dir/{last,best,final}.safetensors``; returns a summary with the loss history.
+
+    The training state (``last.safetensors``) is written at each validation, every ``save_every_s``
+    seconds, and on SIGINT/SIGTERM, after which the run stops (the summary's ``stopped`` names the
+    signal). A resumed run continues exactly as the uninterrupted one would have. ``best`` is chosen
+    by validation PSNR, or, for ``zero_reference`` on a plain folder of photos (no targets), by
+    ``noref_score`` on its held-out photos."""
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
     dev = pick_device(device)
     state_path = out_dir / "last.safetensors"
-    if resume and not state_path.is_file():  # before any data work
-        raise UserError(f"--resume: no training state at {state_path}")
     if not 0.0 <= render_mix < 1.0:
         raise UserError(f"--render-mix must be in [0, 1), got {render_mix}")
+    state = TrainingState(state_path) if resume else None  # read and checked before any data work
     seed_everything(seed)
     model = BilateralEnhancer(**(model_config or {})).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr * 0.05)
-    start, best = 0, {"psnr": -1.0}
-    if resume:
-        start, extra = load_training_state(state_path, {"model": model}, {"model": opt}, dev)
-        best = extra.get("best", best)
-        for _ in range(start):
-            sched.step()
-        log(f"resumed from {state_path} at step {start}")
+    start, best, running = 0, {"psnr": -1.0}, None
+    if state is not None:
+        state.restore({"model": model}, {"model": opt}, dev, {"model": sched})
+        start, best, running = state.step, state.extra.get("best", best), state.extra.get("running")
 
     photos = data != "synthetic" and layout in (None, "photos") and is_photo_folder(data)
+    noref = photos and zero_reference  # no targets anywhere: validate without them
     n_render = int(round(batch * render_mix)) if photos else 0
     rendered = sampler = None
-    if photos:
+    if noref:
+        real_it, val = _plain_dark_source(data, crop, seed, batch - n_render, start, workers, val_images, progress, log)
+        best = best if "score" in best else {"score": -float("inf")}
+    elif photos:
         real_it, val = _photo_source(data, crop, seed, batch - n_render, start, workers, val_images, progress, log)
-        if n_render:
-            rendered, _ = paired_data("synthetic", None, n_images, exposure, crop, seed, 1, progress=progress)
     else:
         train, val = paired_data(data, layout, n_images, exposure, crop, seed, val_images, skip_bad, progress)
         sampler = CropSampler(train, crop=crop, seed=seed)
-    if rendered is not None:
-        sampler = CropSampler(rendered, crop=crop, seed=seed + start)
+    if photos and n_render:
+        rendered, _ = paired_data("synthetic", None, n_images, exposure, crop, seed, 1, progress=progress)
+        sampler = CropSampler(rendered, crop=crop, seed=seed)
     dark_it, dark_val = _dark_source(zero_ref, crop, seed, max(1, batch // 2), start, workers, progress, log) \
         if zero_ref else (None, [])
+    generators = {"sampler": sampler.rng} if sampler is not None else {}
+    if state is not None:
+        state.restore_random(generators)
+        log(f"resumed from {state_path} at step {start}")
 
     def next_pair():
         if not photos:
             return sampler.paired_batch(batch)
-        x, y = next(real_it)
+        x, y = (next(real_it), None) if noref else next(real_it)
         if n_render:
             rx, ry = sampler.paired_batch(n_render)
-            x, y = torch.cat([x, rx]), torch.cat([y, ry])
+            x, y = torch.cat([x, rx]), (None if noref else torch.cat([y, ry]))
         return x, y
 
-    history = []
+    def save_state(step):
+        save_training_state(state_path, {"model": model}, {"model": opt}, step, {"best": best, "running": running},
+                            {"model": sched}, generators)
+
+    history, clock, stopped = [], SaveClock(save_every_s), None
     bar = tqdm(range(start, steps), desc="train bilateral", unit="step", disable=not progress, initial=start, total=steps)
-    running = None
-    for step in bar:
-        x, y = (t.to(dev) for t in next_pair())
-        out, s = model.forward_with_illumination(x)
-        loss = zero_reference_loss(out, s, x) if zero_reference else supervised_loss(out, s, x, y)
-        loss = loss + new_clipping_loss(x, s)
-        if dark_it is not None:
-            d = next(dark_it).to(dev)
-            dout, ds = model.forward_with_illumination(d)
-            loss = loss + zero_ref_weight * (zero_reference_loss(dout, ds, d) + new_clipping_loss(d, ds))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-        history.append(loss.item())
-        bar.set_postfix(loss=f"{running:.4f}")
-        if (step + 1) % val_every == 0 or step + 1 == steps:
-            model.eval()
-            scores = evaluate(model, val, dev)
-            if dark_val:
-                scores.update(_dark_scores(model, dark_val, dev))
-            model.train()
-            real = (f"  real dark: lift {scores['dark_lift']:.3f}, newly clipped {100 * scores['new_clipped']:.2f}%"
-                    if dark_val else "")
-            log(f"step {step + 1}: loss {running:.4f}  val PSNR {scores['psnr']:.2f} dB  SSIM {scores['ssim']:.4f}{real}")
-            if scores["psnr"] > best["psnr"]:
-                best = {**scores, "step": step + 1}
-                save_checkpoint(out_dir / "best.safetensors", model, name="bilateral", meta={"val": best})
-            save_training_state(state_path, {"model": model}, {"model": opt}, step + 1, {"best": best})
+    with GracefulStop() as stop:
+        for step in bar:
+            x, y = next_pair()
+            x = x.to(dev)
+            out, s = model.forward_with_illumination(x)
+            loss = zero_reference_loss(out, s, x) if zero_reference else supervised_loss(out, s, x, y.to(dev))
+            loss = loss + W_CLIP * new_clipping_loss(x, s)
+            if dark_it is not None:
+                d = next(dark_it).to(dev)
+                dout, ds = model.forward_with_illumination(d)
+                loss = loss + zero_ref_weight * zero_reference_loss(dout, ds, d, zero_ref_level, w_color=1.0) \
+                    + W_CLIP * new_clipping_loss(d, ds)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+            history.append(loss.item())
+            bar.set_postfix(loss=f"{running:.4f}")
+            if (step + 1) % val_every == 0 or step + 1 == steps:
+                model.eval()
+                scores = noref_score(model, val, dev) if noref else evaluate(model, val, dev)
+                if dark_val:
+                    scores.update(_dark_scores(model, dark_val, dev))
+                model.train()
+                real = (f"  real dark: lift {scores['dark_lift']:.3f}, newly clipped {100 * scores['new_clipped']:.2f}%"
+                        if dark_val else "")
+                if noref:
+                    log(f"step {step + 1}: loss {running:.4f}  val {NOREF_SCORE}: {scores['score']:.4f} (dark lift "
+                        f"{scores['dark_lift']:.3f}, newly clipped {100 * scores['new_clipped']:.2f}%, LOE fraction "
+                        f"{scores['loe_fraction']:.4f}){real}")
+                else:
+                    log(f"step {step + 1}: loss {running:.4f}  val PSNR {scores['psnr']:.2f} dB  SSIM {scores['ssim']:.4f}{real}")
+                key = "score" if noref else "psnr"
+                if scores[key] > best[key]:
+                    best = {**scores, "step": step + 1}
+                    save_checkpoint(out_dir / "best.safetensors", model, name="bilateral", meta={"val": best})
+                save_state(step + 1)
+                clock.saved()
+            elif stop or clock.due():
+                save_state(step + 1)
+                clock.saved()
+            if stop:
+                stopped = stop.name
+                log(stopped_message(stop, step + 1, state_path))
+                break
     bar.close()
     model.eval()
-    save_checkpoint(out_dir / "final.safetensors", model, name="bilateral")
-    return {"history": history, "best": best, "out_dir": str(out_dir), "model": model}
-
+    if stopped is None:
+        save_checkpoint(out_dir / "final.safetensors", model, name="bilateral")
+    return {"history": history, "best": best, "out_dir": str(out_dir), "model": model, "stopped": stopped,
+            "selected_by": "noref" if noref else "psnr", "signum": stop.signum}

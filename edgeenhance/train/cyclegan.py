@@ -8,9 +8,11 @@ from pathlib import Path
 import torch
 
 from edgeenhance.data.datasets import CropSampler
+from edgeenhance.errors import UserError
 from edgeenhance.models.cyclegan import PatchDiscriminator, ResnetGenerator, init_weights
 from edgeenhance.models.registry import save_checkpoint
-from edgeenhance.train.common import load_training_state, pick_device, save_training_state, seed_everything
+from edgeenhance.train.common import (SAVE_EVERY_S, GracefulStop, SaveClock, TrainingState, pick_device,
+                                      save_training_state, seed_everything, stopped_message)
 from edgeenhance.train.gan import ImagePool, gan_loss, linear_decay
 
 
@@ -71,14 +73,20 @@ def save_sample_grid(path, nets, x):
 
 def train_cyclegan(out_dir, over_imgs, normal_imgs, epochs=10, batch=4, crop=256, lr=2e-4, lam=10.0, lam_id=0.5,
                    gan_mode="lsgan", pool_size=50, ngf=64, n_blocks=9, ndf=64, resume=False, seed=0, device=None,
-                   amp=None, progress=True, steps_per_epoch=None, log=print) -> dict:
+                   amp=None, progress=True, steps_per_epoch=None, log=print, save_every_s=SAVE_EVERY_S) -> dict:
     """Train G: over -> normal and F: normal -> over. Writes per epoch: losses (log.jsonl), a
-    sample grid, the training state (last.safetensors) and the teacher generator (teacher.safetensors)."""
+    sample grid, the training state (last.safetensors) and the teacher generator (teacher.safetensors).
+
+    The training state is also written every ``save_every_s`` seconds and on SIGINT/SIGTERM, after
+    which the run stops (the summary's ``stopped`` names the signal); it holds the samplers' and image
+    pools' states, so a resumed run, even one stopped mid-epoch, continues as the uninterrupted one."""
     import json
 
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
+    path = out_dir / "last.safetensors"
+    state = TrainingState(path) if resume else None  # checked before anything is built
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
     amp = (dev.type == "cuda") if amp is None else amp
@@ -91,39 +99,64 @@ def train_cyclegan(out_dir, over_imgs, normal_imgs, epochs=10, batch=4, crop=256
     scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in opts.items()}
     pools = {"X": ImagePool(pool_size, seed), "Y": ImagePool(pool_size, seed + 1)}
     sampler = CropSampler(over_imgs, normal_imgs, crop=crop, seed=seed)
-    steps_per_epoch = steps_per_epoch or max(1, max(len(over_imgs), len(normal_imgs)) // batch)
-    start_epoch = 0
-    state = out_dir / "last.safetensors"
-    if resume:
-        start_epoch, _ = load_training_state(state, nets, opts, dev)
-        for s in scheds.values():
-            for _ in range(start_epoch):
-                s.step()
-        log(f"resumed from {state} after epoch {start_epoch}")
-    fixed = sampler.batch(0, 4).to(dev)
-    history = []
-    for epoch in range(start_epoch, epochs):
-        sums: dict[str, float] = {}
-        bar = tqdm(range(steps_per_epoch), desc=f"cyclegan epoch {epoch + 1}/{epochs}", unit="step", disable=not progress)
-        for _ in bar:
+    spe = steps_per_epoch or max(1, max(len(over_imgs), len(normal_imgs)) // batch)
+    fixed = sampler.batch(0, 4).to(dev)  # drawn before a resumed sampler state: the same images every run
+    generators = {"sampler": sampler.rng, "pool_X": pools["X"].rng, "pool_Y": pools["Y"].rng}
+    start, sums = 0, {}
+    if state is not None:
+        state.restore(nets, opts, dev, scheds)
+        if "steps_per_epoch" not in state.extra:  # written at epoch ends only: its step counted epochs
+            start = state.step * spe
+        elif state.extra["steps_per_epoch"] != spe:
+            raise UserError(f"--resume: {path} was written with {state.extra['steps_per_epoch']} steps per epoch, "
+                            f"this run has {spe}; use the same data and --batch")
+        else:
+            start, sums = state.step, state.extra.get("epoch_sums", {})
+        for name, t in state.extra_tensors().items():
+            if name.startswith("pool_"):
+                pools[name[len("pool_"):]].images = [im.to(dev) for im in t.split(1)]
+        state.restore_random(generators)
+        log(f"resumed from {path} at epoch {start // spe + 1}, step {start % spe}")
+
+    def save_state(step):
+        save_training_state(path, nets, opts, step, {"steps_per_epoch": spe, "epoch_sums": sums}, scheds, generators,
+                            {f"pool_{n}": torch.cat(p.images) for n, p in pools.items() if p.images})
+
+    history, clock, stopped = [], SaveClock(save_every_s), None
+    bar = tqdm(range(start, epochs * spe), desc="cyclegan", unit="step", disable=not progress, initial=start,
+               total=epochs * spe)
+    with GracefulStop() as stop:
+        for step in bar:
+            epoch, k = divmod(step, spe)
+            bar.set_description(f"cyclegan epoch {epoch + 1}/{epochs}")
             x, y = sampler.batch(0, batch).to(dev), sampler.batch(1, batch).to(dev)
             if dev.type == "cuda":
                 x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
             losses = cyclegan_step(nets, opts, x, y, pools, lam, lam_id, gan_mode, amp)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v
+            for name, v in losses.items():
+                sums[name] = sums.get(name, 0.0) + v
             bar.set_postfix(cyc=f"{losses['cycle']:.3f}", D=f"{losses['D_Y']:.3f}")
-        for s in scheds.values():
-            s.step()
-        means = {k: v / steps_per_epoch for k, v in sums.items()}
-        means.update(epoch=epoch + 1, lr=opts["G"].param_groups[0]["lr"])
-        history.append(means)
-        with open(out_dir / "log.jsonl", "a") as fh:
-            fh.write(json.dumps(means) + "\n")
-        log("epoch {epoch}: ".format(**means) + "  ".join(f"{k} {v:.4f}" for k, v in means.items() if k not in ("epoch",)))
-        save_sample_grid(out_dir / f"samples_epoch{epoch + 1:03d}.png", nets, fixed)
-        save_training_state(state, nets, opts, epoch + 1)
-        save_checkpoint(out_dir / "teacher.safetensors", nets["G"], name="cyclegan-teacher")
-        save_checkpoint(out_dir / "discriminator_normal.safetensors", nets["D_Y"], name="D_Y")
-    return {"history": history, "nets": nets, "out_dir": str(out_dir)}
-
+            if k + 1 == spe:
+                for s in scheds.values():
+                    s.step()
+                means = {name: v / spe for name, v in sums.items()}
+                means.update(epoch=epoch + 1, lr=opts["G"].param_groups[0]["lr"])
+                sums = {}
+                history.append(means)
+                with open(out_dir / "log.jsonl", "a") as fh:
+                    fh.write(json.dumps(means) + "\n")
+                log("epoch {epoch}: ".format(**means) + "  ".join(f"{k} {v:.4f}" for k, v in means.items() if k != "epoch"))
+                save_sample_grid(out_dir / f"samples_epoch{epoch + 1:03d}.png", nets, fixed)
+                save_state(step + 1)
+                clock.saved()
+                save_checkpoint(out_dir / "teacher.safetensors", nets["G"], name="cyclegan-teacher")
+                save_checkpoint(out_dir / "discriminator_normal.safetensors", nets["D_Y"], name="D_Y")
+            elif stop or clock.due():
+                save_state(step + 1)
+                clock.saved()
+            if stop:
+                stopped = stop.name
+                log(stopped_message(stop, step + 1, path))
+                break
+    bar.close()
+    return {"history": history, "nets": nets, "out_dir": str(out_dir), "stopped": stopped, "signum": stop.signum}

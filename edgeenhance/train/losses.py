@@ -51,14 +51,17 @@ def tv(s):
     return (s[..., :, 1:] - s[..., :, :-1]).abs().mean() + (s[..., 1:, :] - s[..., :-1, :]).abs().mean()
 
 
-def zero_reference_loss(out, s, x, level=0.6):
-    """No targets: exposure, colour-constancy, spatial-consistency and smoothness terms."""
-    return (10 * exposure_loss(out, level) + 5 * color_constancy_loss(out) + spatial_consistency_loss(out, x)
+def zero_reference_loss(out, s, x, level=0.6, w_color=5.0):
+    """No targets: exposure, colour-constancy, spatial-consistency and smoothness terms. ``w_color``
+    weighs the grey-world term; real dark frames lit by warm lamps want less of it (it turned them cyan)."""
+    return (10 * exposure_loss(out, level) + w_color * color_constancy_loss(out) + spatial_consistency_loss(out, x)
             + 0.5 * tv(s))
 
 
-def new_clipping_loss(x, s, white: float = 0.98):
-    """Penalty on pushing pixels that were not already near white past white (before the output clip):
-    a low-light model must lift shadows, not blow out the lamps and skies it was given."""
-    pre = x / s.clamp(min=1e-3)
-    return (torch.relu(pre - 1.0) * (x.amax(1, keepdim=True) < white)).mean()
+def new_clipping_loss(x, s, limit: float = 0.97, bright: float = 0.9):
+    """Penalty on pushing pixels that were not already bright to white (before the output clip): a
+    low-light model must lift shadows, not blow out the lamps and skies it was given. On luminance, so
+    that it lowers the gain of all three channels alike (per channel it tinted highlights blue)."""
+    w = x.new_tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)
+    pre = ((x / s.clamp(min=1e-3)) * w).sum(1, keepdim=True)
+    return (torch.relu(pre - limit) * ((x * w).sum(1, keepdim=True) < bright)).mean()
