@@ -68,13 +68,18 @@ def real_folder(tmp_path, sub, n, name):
 
 
 def test_short_real_photo_run_lowers_the_loss_and_lifts_real_dark_frames(tmp_path):
+    from edgeenhance.data.photosets import heldout_pairs, load_photos, photo_files
+    from edgeenhance.evaluate import evaluate_input
+
     photos = real_folder(tmp_path, "photos/bsd100", 12, "photos")
     dark = real_folder(tmp_path, "exposure/lol_our485_low", 8, "dark")
     logs = []
-    r = small_run(tmp_path / "run", data=str(photos), zero_ref=[dark], steps=80, val_every=80, lr=5e-3,
+    r = small_run(tmp_path / "run", data=str(photos), zero_ref=[dark], steps=150, val_every=150, lr=5e-3,
                   log=logs.append, workers=0)
-    h = r["history"]
-    assert np.mean(h[-10:]) < 0.8 * np.mean(h[:10])
+    h = r["history"]  # every batch is a new synthesis: compare long windows
+    assert np.mean(h[-30:]) < 0.85 * np.mean(h[:30])
+    val = heldout_pairs(load_photos(photo_files(photos, "val")), 24)
+    assert r["best"]["psnr"] > evaluate_input(val)["psnr"] + 3  # the held-out pairs it validated on
     assert r["best"]["dark_lift"] > 0.005  # the identity start lifts nothing
     assert any("real low-light frames" in line for line in logs)
 
