@@ -78,7 +78,8 @@ def test_info_json(capsys):
     assert info["params"] > 50_000 and info["macs"]["1080x1920"] > info["macs"]["256x256"]
     assert set(info["forms"]) == {"full", "grid"}
     assert info["forms"]["grid"]["input"]["shape"] == [1, 3, 128, 128]
-    assert "int8_weights" not in info  # the bilateral model ships no int8-tuned weights
+    bil = info["int8_weights"]  # QAT weights of the grid network, its global path kept float
+    assert bil.startswith("bilateral_int8.safetensors") and "float layers: global_conv" in bil
     assert main(["info", "student-small", "--json"]) == 0
     tuned = json.loads(capsys.readouterr().out)["int8_weights"]  # read from that checkpoint's metadata
     assert tuned.startswith("student_small_int8.safetensors") and "every layer int8, one scale per weight tensor" in tuned

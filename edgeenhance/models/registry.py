@@ -43,7 +43,8 @@ class ZooEntry:
 
 
 ZOO = {
-    "bilateral": ZooEntry("bilateral", "bilateral", "bilateral.safetensors", "under-exposed and low-light photos"),
+    "bilateral": ZooEntry("bilateral", "bilateral", "bilateral.safetensors", "under-exposed and low-light photos",
+                          int8_weights="bilateral_int8.safetensors"),
     "student-small": ZooEntry("student-small", "student", "student_small.safetensors",
                               "over-exposed photos (distilled from the CycleGAN teacher)", dict(width=16, blocks=4),
                               int8_weights="student_small_int8.safetensors"),
