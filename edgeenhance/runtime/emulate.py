@@ -110,6 +110,16 @@ def sysroot_pins() -> tuple[list[str], list[str]]:
     return debs, wheels
 
 
+def _mirror_pin(pinned: str) -> str:
+    """``name[:arch]=version`` re-pinned to the version the mirror offers (apt-cache policy's candidate)."""
+    name = pinned.split("=")[0]
+    out = _run(["apt-cache", "policy", name], f"apt-cache policy {name}").stdout
+    cand = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.strip().startswith("Candidate:")), "")
+    if not cand or cand == "(none)":
+        raise UserError(f"building the ARM64 sysroot: {name} is not on the Debian mirror")
+    return f"{name}={cand}"
+
+
 def ensure_sysroot(cache: Path | None = None, log=print) -> Path:
     """Build (once) and return the aarch64 sysroot."""
     cache = Path(cache or default_cache())
@@ -139,6 +149,10 @@ def ensure_sysroot(cache: Path | None = None, log=print) -> Path:
         p = _run(["apt-get", "download", *debs_pinned], "apt-get download", check=False, cwd=debs, timeout=600)
         if p.returncode != 0:  # lists may be stale: refresh once
             _run(["apt-get", "update", "-qq"], "apt-get update", timeout=600)
+            p = _run(["apt-get", "download", *debs_pinned], "apt-get download", check=False, cwd=debs, timeout=600)
+        if p.returncode != 0:  # the mirror no longer has this host's versions for arm64: pin its own, and say so
+            debs_pinned = [_mirror_pin(d) for d in debs_pinned]
+            log(f"this host's Debian versions are not on the mirror for arm64; using: {' '.join(debs_pinned)}")
             _run(["apt-get", "download", *debs_pinned], "apt-get download", cwd=debs, timeout=600)
         sysroot = tmp / "sysroot"
         for deb in sorted(debs.glob("*.deb")):
