@@ -22,8 +22,8 @@ from edgeenhance.errors import UserError
 from edgeenhance.evaluate import evaluate
 from edgeenhance.models.bilateral import BilateralEnhancer
 from edgeenhance.models.registry import save_checkpoint
-from edgeenhance.train.common import (SAVE_EVERY_S, GracefulStop, SaveClock, TrainingState, pick_device,
-                                      save_training_state, seed_everything, stopped_message)
+from edgeenhance.train.common import (SAVE_EVERY_S, GracefulStop, SaveClock, TrainingState, keep_state, pick_device,
+                                      save_training_state, seed_everything)
 from edgeenhance.train.data import is_photo_folder, paired_data
 from edgeenhance.train.losses import new_clipping_loss, supervised_loss, zero_reference_loss
 
@@ -186,7 +186,8 @@ def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8,
             running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
             history.append(loss.item())
             bar.set_postfix(loss=f"{running:.4f}")
-            if (step + 1) % val_every == 0 or step + 1 == steps:
+            validated = (step + 1) % val_every == 0 or step + 1 == steps
+            if validated:
                 model.eval()
                 scores = noref_score(model, val, dev) if noref else evaluate(model, val, dev)
                 if dark_val:
@@ -204,14 +205,8 @@ def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8,
                 if scores[key] > best[key]:
                     best = {**scores, "step": step + 1}
                     save_checkpoint(out_dir / "best.safetensors", model, name="bilateral", meta={"val": best})
-                save_state(step + 1)
-                clock.saved()
-            elif stop or clock.due():
-                save_state(step + 1)
-                clock.saved()
-            if stop:
-                stopped = stop.name
-                log(stopped_message(stop, step + 1, state_path))
+            stopped = keep_state(save_state, step + 1, clock, stop, state_path, log, validated)
+            if stopped:
                 break
     bar.close()
     model.eval()

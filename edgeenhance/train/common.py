@@ -236,6 +236,18 @@ class SaveClock:
         self.last = time.monotonic()
 
 
+def keep_state(save, step: int, clock, stop, path: Path, log, validated: bool = False) -> str | None:
+    """After a step: write the training state (``save(step)``) when validation just ran, a stop signal came
+    or the clock is due; returns the signal's name when the run must stop, after saying where it was saved."""
+    if validated or stop or clock.due():
+        save(step)
+        clock.saved()
+    if stop:
+        log(stopped_message(stop, step, path))
+        return stop.name
+    return None
+
+
 def stopped_message(stop: GracefulStop, step: int, path: Path) -> str:
     return (f"{stop.name}: stopped after step {step}; training state saved to {path} "
             "(run the same command with --resume to continue)")

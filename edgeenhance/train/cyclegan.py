@@ -11,8 +11,8 @@ from edgeenhance.data.datasets import CropSampler
 from edgeenhance.errors import UserError
 from edgeenhance.models.cyclegan import PatchDiscriminator, ResnetGenerator, init_weights
 from edgeenhance.models.registry import save_checkpoint
-from edgeenhance.train.common import (SAVE_EVERY_S, GracefulStop, SaveClock, TrainingState, pick_device,
-                                      save_training_state, seed_everything, stopped_message)
+from edgeenhance.train.common import (SAVE_EVERY_S, GracefulStop, SaveClock, TrainingState, keep_state, pick_device,
+                                      save_training_state, seed_everything)
 from edgeenhance.train.gan import ImagePool, gan_loss, linear_decay
 
 
@@ -136,7 +136,8 @@ def train_cyclegan(out_dir, over_imgs, normal_imgs, epochs=10, batch=4, crop=256
             for name, v in losses.items():
                 sums[name] = sums.get(name, 0.0) + v
             bar.set_postfix(cyc=f"{losses['cycle']:.3f}", D=f"{losses['D_Y']:.3f}")
-            if k + 1 == spe:
+            validated = k + 1 == spe  # epoch end
+            if validated:
                 for s in scheds.values():
                     s.step()
                 means = {name: v / spe for name, v in sums.items()}
@@ -147,16 +148,10 @@ def train_cyclegan(out_dir, over_imgs, normal_imgs, epochs=10, batch=4, crop=256
                     fh.write(json.dumps(means) + "\n")
                 log("epoch {epoch}: ".format(**means) + "  ".join(f"{k} {v:.4f}" for k, v in means.items() if k != "epoch"))
                 save_sample_grid(out_dir / f"samples_epoch{epoch + 1:03d}.png", nets, fixed)
-                save_state(step + 1)
-                clock.saved()
                 save_checkpoint(out_dir / "teacher.safetensors", nets["G"], name="cyclegan-teacher")
                 save_checkpoint(out_dir / "discriminator_normal.safetensors", nets["D_Y"], name="D_Y")
-            elif stop or clock.due():
-                save_state(step + 1)
-                clock.saved()
-            if stop:
-                stopped = stop.name
-                log(stopped_message(stop, step + 1, path))
+            stopped = keep_state(save_state, step + 1, clock, stop, path, log, validated)
+            if stopped:
                 break
     bar.close()
     return {"history": history, "nets": nets, "out_dir": str(out_dir), "stopped": stopped, "signum": stop.signum}

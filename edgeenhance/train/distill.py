@@ -13,8 +13,8 @@ from edgeenhance.data.datasets import CropSampler
 from edgeenhance.errors import UserError
 from edgeenhance.models.registry import save_checkpoint
 from edgeenhance.models.student import student as build_student
-from edgeenhance.train.common import (SAVE_EVERY_S, GracefulStop, SaveClock, TrainingState, pick_device,
-                                      save_training_state, seed_everything, stopped_message)
+from edgeenhance.train.common import (SAVE_EVERY_S, GracefulStop, SaveClock, TrainingState, keep_state, pick_device,
+                                      save_training_state, seed_everything)
 from edgeenhance.train.gan import gan_loss
 
 
@@ -137,7 +137,8 @@ def distill(out_dir, teacher, over_imgs, val_imgs, student_size="small", steps=2
             sched.step()
             history.append(loss.item())
             bar.set_postfix(loss=f"{loss.item():.4f}")
-            if (step + 1) % val_every == 0 or step + 1 == steps:
+            validated = (step + 1) % val_every == 0 or step + 1 == steps
+            if validated:
                 stu.eval()
                 fid = student_fidelity(stu, teacher, val_imgs, dev)
                 stu.train()
@@ -146,14 +147,8 @@ def distill(out_dir, teacher, over_imgs, val_imgs, student_size="small", steps=2
                     best = fid
                     save_checkpoint(out_dir / "best.safetensors", stu, name=f"student-{student_size}",
                                     meta={"psnr_vs_teacher": fid, "step": step + 1})
-                save_state(step + 1)
-                clock.saved()
-            elif stop or clock.due():
-                save_state(step + 1)
-                clock.saved()
-            if stop:
-                stopped = stop.name
-                log(stopped_message(stop, step + 1, state_path))
+            stopped = keep_state(save_state, step + 1, clock, stop, state_path, log, validated)
+            if stopped:
                 break
     bar.close()
     stu.eval()
