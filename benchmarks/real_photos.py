@@ -1,20 +1,26 @@
 #!/usr/bin/env python3
-"""The low-light models on real photos: the validation split of ../shared/data, never trained on
-(the last 15% of each folder by name; see edgeenhance.data.photosets).
+"""The enhancers on real photos: the validation split of ../shared/data, never trained on (the last
+15% of each folder by name; see edgeenhance.data.photosets). ``--exposure under`` (default) scores
+the low-light models, ``--exposure over`` the over-exposure ones.
 
 Sets:
-- real dark frames (SICE part 1 frames with mean luminance < 0.3, LOL our485 low): no targets;
-  NIQE, LOE, mean luminance, lift of the darkest 30%, newly clipped pixels, time per image;
-- pairs synthesized from held-out well-exposed photos at -2..-4 EV with ISO noise (long side 512):
-  PSNR / SSIM against the photo;
+- real badly exposed frames, no targets: under: SICE part 1 frames with mean luminance < 0.3 and LOL
+  our485 low; over: SICE part 1 frames with mean luminance > 0.6. NIQE, LOE, mean luminance, lift
+  of the darkest 30% / drop of the brightest 30%, clipped pixels before and after, newly clipped
+  pixels, time per image;
+- pairs synthesized from held-out well-exposed photos (under: -2..-4 EV with ISO noise; over:
+  +1..+2.5 EV, clipped per channel before the tone curve; long side 512): PSNR / SSIM against the photo;
 - the held-out well-exposed photos themselves: PSNR(output, input) (a camera app runs the model on
   every frame: it should leave good photos nearly alone);
-- int8: the grid form exported to int8 TFLite (calibrated as `edgeenhance export` does by default),
-  run through the deployed pipeline at each photo's full resolution; PSNR(int8, float), mean and worst.
+- int8 (models with a grid form): the grid form exported to int8 TFLite (calibrated as `edgeenhance
+  export` does by default), run through the deployed pipeline at each photo's full resolution;
+  PSNR(int8, float), mean and worst, and the int8 / fp32 file sizes.
 
-Writes benchmarks/results/real_photos.json and a contact sheet (input | each method) of eight dark frames.
+Writes benchmarks/results/real_photos[_over].json, docs/results_real_photos[_over].md and a contact
+sheet (input | each method) of eight real frames.
 
     python benchmarks/real_photos.py --model bilateral --model lime [--model CKPT ...] [--data ../shared/data]
+    python benchmarks/real_photos.py --exposure over --model bilateral-over --model student-small --model tonecomp
 """
 from __future__ import annotations
 
@@ -30,21 +36,28 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DARK_MAX = 0.3
+FOLDERS = {"under": ("sice_part1", "lol_our485_low"), "over": ("sice_part1",)}
+PAIRS_EV = {"under": (-4.0, -2.0), "over": (1.0, 2.5)}
+SUFFIX = {"under": "", "over": "_over"}
+
+
+def real_frames(data: Path, n: int | None, exposure: str = "under"):
+    """Held-out real frames that are badly exposed the ``exposure`` way (the training filter)."""
+    from edgeenhance.data.imageio import read_image
+    from edgeenhance.data.photosets import photo_files
+    from edgeenhance.train.bilateral import _badly_exposed
+
+    out = []
+    for sub in FOLDERS[exposure]:
+        for f in photo_files(data / "exposure" / sub, "val"):
+            img = read_image(f)
+            if _badly_exposed(img, exposure):
+                out.append((f"{sub}/{f.name}", img))
+    return out[::max(1, len(out) // n)] if n else out
 
 
 def dark_frames(data: Path, n: int | None):
-    from edgeenhance.data.imageio import read_image
-    from edgeenhance.data.photosets import photo_files
-    from edgeenhance.noref import mean_luminance
-
-    out = []
-    for sub in ("sice_part1", "lol_our485_low"):
-        for f in photo_files(data / "exposure" / sub, "val"):
-            img = read_image(f)
-            if mean_luminance(img) < DARK_MAX:
-                out.append((f"{sub}/{f.name}", img))
-    return out[::max(1, len(out) // n)] if n else out
+    return real_frames(data, n, "under")
 
 
 def held_out_photos(data: Path):
@@ -64,32 +77,41 @@ def int8_fidelity(model, photos, threads: int) -> dict:
     from edgeenhance.runtime.pipeline import make_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = Exporter(model, form="grid", progress=False, log=lambda *_: None).export(["tflite"], ["int8"], tmp)
-        path = Path(tmp) / manifest["files"][0]["file"]
-        entry = find_entry(path)
-        pipe = make_pipeline(open_engine(path, threads), entry)
-        size = path.stat().st_size
+        manifest = Exporter(model, form="grid", progress=False, log=lambda *_: None).export(["tflite"], ["fp32", "int8"],
+                                                                                             tmp)
+        files = {f["precision"]: Path(tmp) / f["file"] for f in manifest["files"]}
+        path = files["int8"]
+        pipe = make_pipeline(open_engine(path, threads), find_entry(path))
+        size, fp32_size = path.stat().st_size, files["fp32"].stat().st_size
         scores = {name: min(psnr(pipe(img), fast_enhance(model, img)), 120.0) for name, img in photos}
     worst = min(scores, key=scores.get)
     return {"mean_db": float(np.mean(list(scores.values()))), "worst_db": scores[worst], "worst_photo": worst,
-            "photos": len(scores), "file_bytes": size}
+            "photos": len(scores), "file_bytes": size, "fp32_file_bytes": fp32_size}
 
 
-def table(rows: dict) -> str:
-    """The results as a Markdown table (also what docs/results_real_photos.md shows)."""
-    lines = ["| method | NIQE (dark) | LOE | mean lum | darkest-30% lift | newly clipped | PSNR / SSIM (pairs) "
-             "| PSNR(out, in) well-exposed | ms/img (dark) |", "|---|---|---|---|---|---|---|---|---|"]
+def table(rows: dict, exposure: str = "under") -> str:
+    """The results as a Markdown table (also what docs/results_real_photos[_over].md shows)."""
+    real = "dark" if exposure == "under" else "bright"
+    shift = "darkest-30% lift" if exposure == "under" else "brightest-30% drop | clipped before -> after"
+    lines = [f"| method | NIQE ({real}) | LOE | mean lum | {shift} | newly clipped | PSNR / SSIM (pairs) "
+             f"| PSNR(out, in) well-exposed | ms/img ({real}) |",
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if exposure == "over" else "")]
+    first = next(iter(rows.values()))["dark"]
     for lab, r in rows.items():
         d, p, w = r["dark"], r["pairs"], r["well_exposed"]
-        keep = f"{w['psnr_vs_input']:.2f}" if w.get("psnr_vs_input") else "-"
-        lines.append(f"| {lab} | {d['niqe']:.2f} | {d['loe']:.0f} | {d['mean_lum']:.3f} | {d['dark_lift']:+.3f} | "
+        keep = f"{w['psnr_vs_input']:.2f} (worst {w['worst']:.2f})" if w.get("psnr_vs_input") else "-"
+        moved = f"{d['dark_lift']:+.3f}" if exposure == "under" else \
+            f"{d['bright_drop']:+.3f} | {100 * first['clipped_before']:.2f}% -> {100 * d['clipped_after']:.2f}%"
+        lines.append(f"| {lab} | {d['niqe']:.2f} | {d['loe']:.0f} | {d['mean_lum']:.3f} | {moved} | "
                      f"{100 * d['new_clipped']:.2f}% | {p['psnr']:.2f} / {p['ssim']:.3f} | {keep} | "
                      f"{1000 * d['sec_per_image']:.1f} |")
     for lab, r in rows.items():
         if "int8" in r:
             i = r["int8"]
+            ratio = f"; int8 file {i['file_bytes']:,} B = {100 * i['file_bytes'] / i['fp32_file_bytes']:.1f}% of fp32" \
+                if i.get("fp32_file_bytes") else ""
             lines.append(f"\n{lab}: int8 TFLite grid form vs float, each photo at full resolution: mean {i['mean_db']:.2f} dB, "
-                         f"worst {i['worst_db']:.2f} dB ({i['worst_photo']}; {i['photos']} photos)")
+                         f"worst {i['worst_db']:.2f} dB ({i['worst_photo']}; {i['photos']} photos){ratio}")
     return "\n".join(lines)
 
 
@@ -97,14 +119,20 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", required=True, help="zoo name or checkpoint (repeat)")
     p.add_argument("--label", action="append", help="display name per --model (default: the spec)")
+    p.add_argument("--exposure", choices=["under", "over"], default="under",
+                   help="low-light models on dark frames (under, default) or over-exposure models on bright ones")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    p.add_argument("--n-dark", type=int, default=None, help="subsample the dark frames to about N (default: all)")
+    p.add_argument("--n-dark", type=int, default=None, help="subsample the real frames to about N (default: all)")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 fidelity check")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_photos.json")
-    p.add_argument("--sheet", type=Path, default=ROOT / "docs" / "real_photos_sheet.png")
-    p.add_argument("--doc", type=Path, default=ROOT / "docs" / "results_real_photos.md")
+    p.add_argument("--out", type=Path, help="default benchmarks/results/real_photos[_over].json")
+    p.add_argument("--sheet", type=Path, help="default docs/real_photos[_over]_sheet.png")
+    p.add_argument("--doc", type=Path, help="default docs/results_real_photos[_over].md")
     a = p.parse_args(argv)
+    sfx = SUFFIX[a.exposure]
+    a.out = a.out or ROOT / "benchmarks" / "results" / f"real_photos{sfx}.json"
+    a.sheet = a.sheet or ROOT / "docs" / f"real_photos{sfx}_sheet.png"
+    a.doc = a.doc or ROOT / "docs" / f"results_real_photos{sfx}.md"
 
     import torch
 
@@ -112,16 +140,18 @@ def main(argv=None):
     from edgeenhance.evaluate import evaluate, evaluate_input, evaluate_noref, evaluate_noref_input, fast_enhance
     from edgeenhance.fileio import write_json, write_text
     from edgeenhance.metrics import psnr
-    from edgeenhance.models.registry import load_model
+    from edgeenhance.models.registry import CLASSICAL, deploy_forms, load_model
     from edgeenhance.sheet import contact_sheet
 
     torch.set_num_threads(a.threads)
     labels = a.label or a.model
     models = {lab: load_model(m) for lab, m in zip(labels, a.model)}
-    dark = dark_frames(a.data, a.n_dark)
+    real = "dark" if a.exposure == "under" else "bright"
+    dark = real_frames(a.data, a.n_dark, a.exposure)
     photos = held_out_photos(a.data)
-    pairs = heldout_pairs([(img * 255).round().astype(np.uint8) for _, img in photos])
-    print(f"{len(dark)} real dark frames, {len(pairs)} synthesized pairs, {len(photos)} well-exposed photos")
+    pairs = heldout_pairs([(img * 255).round().astype(np.uint8) for _, img in photos], kind=a.exposure,
+                          ev_range=PAIRS_EV[a.exposure])
+    print(f"{len(dark)} real {real} frames, {len(pairs)} synthesized pairs, {len(photos)} well-exposed photos")
 
     sheet_idx = np.linspace(0, len(dark) - 1, min(8, len(dark))).astype(int)
     rows = {"input": {"dark": evaluate_noref_input([d for _, d in dark]), "pairs": evaluate_input(pairs),
@@ -130,29 +160,37 @@ def main(argv=None):
     for lab, m in models.items():
         t = time.time()
         fast_enhance(m, dark[0][1])  # warm-up: numba compiles the slicing pass on first use
-        r = evaluate_noref(m, [d for _, d in dark], keep_outputs=True, progress=True, desc=f"{lab} dark")
+        r = evaluate_noref(m, [d for _, d in dark], keep_outputs=True, progress=True, desc=f"{lab} {real}")
         outs = r.pop("outputs")
         sheet_cols[lab] = [outs[i] for i in sheet_idx]
         same = [psnr(np.clip(fast_enhance(m, img), 0, 1), img) for _, img in photos]
         rows[lab] = {"dark": r, "pairs": evaluate(m, pairs, progress=True, desc=f"{lab} pairs"),
                      "well_exposed": {"psnr_vs_input": float(np.mean(same)), "worst": float(np.min(same))}}
-        if not a.no_int8 and getattr(m, "family", None) == "bilateral":
+        if not a.no_int8 and getattr(m, "family", None) not in CLASSICAL and "grid" in deploy_forms(m):
             rows[lab]["int8"] = int8_fidelity(m, dark + photos, a.threads)
         print(f"{lab}: {time.time() - t:.0f} s")
 
-    print(table(rows))
+    print(table(rows, a.exposure))
     contact_sheet([[sheet_cols[c][k] for c in sheet_cols] for k in range(len(sheet_idx))], list(sheet_cols), a.sheet)
-    write_json(a.out, {"data": "../shared/data (validation split)", "threads": a.threads, "sets": {
-        "dark": {"n": len(dark), "what": "real low-light frames: SICE part 1 (mean luminance < 0.3) + LOL our485 low"},
-        "pairs": {"n": len(pairs), "what": "pairs synthesized from held-out photos, -2..-4 EV with ISO noise, long side 512"},
-        "well_exposed": {"n": len(photos), "what": "held-out well-exposed photos: PSNR(output, input)"}},
-        "models": dict(zip(labels, a.model)), "results": rows})
-    sets = "\n".join(f"- {k}: {v['n']} images, {v['what']}" for k, v in json.loads(a.out.read_text())["sets"].items())
-    write_text(a.doc, f"# Low-light models on real photos\n\nGenerated by `benchmarks/real_photos.py` from "
+    what = ("real low-light frames: SICE part 1 (mean luminance < 0.3) + LOL our485 low" if a.exposure == "under" else
+            "real over-exposed frames: SICE part 1 (mean luminance > 0.6)")
+    ev = PAIRS_EV[a.exposure]
+    pairs_what = (f"pairs synthesized from held-out photos, {ev[0]:+g}..{ev[1]:+g} EV"
+                  + (" with ISO noise" if a.exposure == "under" else ", clipped per channel before the tone curve")
+                  + ", long side 512")
+    write_json(a.out, {"data": "../shared/data (validation split)", "exposure": a.exposure, "threads": a.threads,
+                       "sets": {"dark": {"n": len(dark), "what": what},
+                                "pairs": {"n": len(pairs), "what": pairs_what},
+                                "well_exposed": {"n": len(photos), "what": "held-out well-exposed photos: PSNR(output, input)"}},
+                       "models": dict(zip(labels, a.model)), "results": rows})
+    sets = "\n".join(f"- {k if k != 'dark' else real}: {v['n']} images, {v['what']}"
+                     for k, v in json.loads(a.out.read_text())["sets"].items())
+    title = "Low-light models on real photos" if a.exposure == "under" else "Over-exposure models on real photos"
+    write_text(a.doc, f"# {title}\n\nGenerated by `benchmarks/real_photos.py{' --exposure over' if sfx else ''}` from "
                       f"`{a.out.relative_to(ROOT) if a.out.is_relative_to(ROOT) else a.out}` (validation split of "
-                      f"../shared/data, never trained on; {a.threads} threads).\n\n{sets}\n\n{table(rows)}\n\n"
+                      f"../shared/data, never trained on; {a.threads} threads).\n\n{sets}\n\n{table(rows, a.exposure)}\n\n"
                       f"Models: {', '.join(f'{k} = `{v}`' for k, v in zip(labels, a.model))}.\n\n"
-                      f"![contact sheet: input and each method on eight dark frames]({a.sheet.name})\n")
+                      f"![contact sheet: input and each method on eight {real} frames]({a.sheet.name})\n")
     print(f"wrote {a.out}, {a.doc} and {a.sheet}")
 
 

@@ -95,10 +95,11 @@ def add_train(sub, positive):
     p = sub.add_parser("train", help="train an enhancer", description="Train an enhancer.")
     s = p.add_subparsers(dest="train_command", metavar="MODEL")
     b = s.add_parser("bilateral", formatter_class=FMT, help="bilateral-grid illumination enhancer",
-                     description="Train the bilateral-grid enhancer for under-exposed and low-light photos.\n"
+                     description="Train the bilateral-grid enhancer for under-exposed and low-light photos, or with\n"
+                                 "--exposure over for over-exposed ones (the zoo's bilateral-over).\n"
                                  "--data takes a folder of well-exposed real photos (exposure errors are synthesized\n"
-                                 "from them on the fly: linear light, -1..-5 EV, ISO noise, clipping, tone curve,\n"
-                                 "JPEG), a paired dataset folder (LOL, FiveK, MSEC, input/+target/) or 'synthetic'\n"
+                                 "from them on the fly: linear light, -1..-6 EV or +1..+3 EV, ISO noise, clipping\n"
+                                 "per channel at sensor white, tone curve, JPEG), a paired dataset folder (LOL, FiveK, MSEC, input/+target/) or 'synthetic'\n"
                                  "(rendered pairs). --zero-ref adds real dark photos without targets (Zero-DCE\n"
                                  "losses). --zero-reference with a plain folder of (dark) photos trains on them\n"
                                  "without targets. The last 15% of each photo folder by name is held out for\n"
@@ -108,19 +109,29 @@ def add_train(sub, positive):
                                  "On a 2-core CPU: about 1 s per step at the defaults (3000 steps: about an hour).\n"
                                  "example:\n"
                                  "  edgeenhance train bilateral --data ../shared/data/photos \\\n"
-                                 "      --zero-ref ../shared/data/exposure/lol_our485_low -o runs/bilateral")
+                                 "      --zero-ref ../shared/data/exposure/lol_our485_low -o runs/bilateral\n"
+                                 "  edgeenhance train bilateral --exposure over --data ../shared/data/photos \\\n"
+                                 "      --zero-ref ../shared/data/exposure/sice_part1 --zero-ref-weight 0 -o runs/over\n"
+                                 "scripts/train_bilateral.py holds the recipes of the shipped weights.")
     b.add_argument("--data", default="synthetic",
                    help="folder of well-exposed photos, a paired dataset folder, or 'synthetic' (default: synthetic)")
     b.add_argument("--layout", choices=["photos", "lol", "fivek", "msec", "paired"],
                    help="dataset layout (default: detected; a folder of plain photos is 'photos')")
     b.add_argument("--exposure", choices=["under", "over"], default="under",
-                   help="rendered inputs / MSEC subset (default: under)")
+                   help="which exposure errors to fix: synthesized from --data photos, rendered, or the MSEC "
+                        "subset (default: under)")
     b.add_argument("--zero-ref", action="append", type=Path, default=[], metavar="DIR",
-                   help="folder of real dark photos without targets, trained with zero-reference losses "
-                        "(repeatable; frames with mean luminance above 0.3 are left out; default: none)")
+                   help="folder of real badly exposed photos without targets (repeatable; default: none). "
+                        "--exposure under: frames darker than mean luminance 0.3, trained with zero-reference "
+                        "losses; over: frames brighter than 0.6, scored at each validation and the targets "
+                        "of --teacher")
     b.add_argument("--zero-ref-weight", type=float, default=0.1, help="weight of those losses (default 0.1)")
     b.add_argument("--zero-ref-level", type=float, default=0.5,
                    help="exposure level those losses pull 16x16 patches towards (default 0.5; Zero-DCE: 0.6)")
+    b.add_argument("--teacher", type=Path, metavar="CKPT",
+                   help="CycleGAN generator (teacher.safetensors): its outputs on the --zero-ref frames are "
+                        "their targets (distillation; default: none)")
+    b.add_argument("--teacher-weight", type=float, default=1.0, help="weight of the teacher's targets (default 1)")
     b.add_argument("--render-mix", type=float, default=0.0,
                    help="fraction of each batch taken from rendered pairs next to real photos (default 0)")
     b.add_argument("--zero-reference", action="store_true",
@@ -189,7 +200,7 @@ def cmd_train_bilateral(a):
     r = train_bilateral(a.out, a.data, a.layout, a.steps, a.batch, a.crop, a.lr, a.n_images, a.val_images, a.exposure,
                         a.zero_reference, a.resume, a.seed, a.val_every, a.device, progress=_progress(a),
                         skip_bad=a.skip_bad, zero_ref=a.zero_ref, zero_ref_weight=a.zero_ref_weight,
-                        zero_ref_level=a.zero_ref_level,
+                        zero_ref_level=a.zero_ref_level, teacher=a.teacher, teacher_weight=a.teacher_weight,
                         render_mix=a.render_mix, workers=max(0, a.workers), save_every_s=a.save_every)
     if r["stopped"]:
         return _stopped(r)
@@ -290,7 +301,9 @@ def add_enhance(sub):
                                    "ICC profile. Inputs are never replaced unless --overwrite is given.")
     e.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
     e.add_argument("-o", "--out", required=True, type=Path, help="output folder")
-    e.add_argument("--model", default="bilateral", help="bilateral, student-small, lime, tonecomp, or a checkpoint path")
+    e.add_argument("--model", default="bilateral",
+                   help="zoo name (`edgeenhance info` lists them: bilateral for dark photos, bilateral-over for "
+                        "over-exposed ones, ...) or a checkpoint path (default bilateral)")
     e.add_argument("--overwrite", action="store_true", help="let outputs replace their inputs (-o an input folder)")
     e.add_argument("--max-pixels", type=_pixel_count, default=None, metavar="N",
                    help="skip (as failed) images of more than N pixels, e.g. 100M (default 250M: today's largest "
@@ -399,7 +412,10 @@ def add_eval(sub, positive):
                                    "compare methods with this tool only, never with numbers from papers), LOE\n"
                                    "lightness-order error against the input (lower keeps the input's order of\n"
                                    "light and dark), mean luminance, mean luminance gain of the 30% darkest input\n"
-                                   "pixels, and the % of pixels clipped to white that were not clipped in the input.")
+                                   "pixels (dark lift: low-light photos), mean luminance loss of the 30% brightest\n"
+                                   "(bright drop: over-exposed photos), the % of pixels clipped to white (any\n"
+                                   "channel at 255; the input row: before), and the % clipped that were not\n"
+                                   "clipped in the input.")
     e.add_argument("--model", action="append", required=True,
                    help="zoo name or checkpoint path; repeat for several models")
     e.add_argument("--data", required=True,
@@ -462,12 +478,14 @@ def cmd_eval(a):
             rows[name] = evaluate_noref(m, images, a.device, progress=not a.quiet, desc=f"eval {name}",
                                         with_niqe=not a.no_niqe, keep_outputs=a.sheet_rows if a.sheet else False)
             outs.append(rows[name].pop("outputs", []))
-        print(f"{'model':<28}{'NIQE':>8}{'LOE':>8}{'mean lum':>10}{'dark lift':>11}{'new clip %':>12}{'ms/img':>9}"
+        print(f"{'model':<28}{'NIQE':>8}{'LOE':>8}{'mean lum':>10}{'dark lift':>11}{'bright drop':>13}"
+              f"{'clipped %':>11}{'new clip %':>12}{'ms/img':>9}"
               f"   ({len(images)} photos, {a.data}; NIQE and LOE: lower is better)")
         for name, r in rows.items():
             niqe = "-" if r["niqe"] is None else f"{r['niqe']:.2f}"
             print(f"{name:<28}{niqe:>8}{r['loe']:>8.1f}{r['mean_lum']:>10.3f}{r['dark_lift']:>+11.3f}"
-                  f"{r['new_clipped'] * 100:>12.2f}{r['sec_per_image'] * 1000:>9.1f}")
+                  f"{r['bright_drop']:>+13.3f}{r['clipped_after'] * 100:>11.2f}{r['new_clipped'] * 100:>12.2f}"
+                  f"{r['sec_per_image'] * 1000:>9.1f}")
         if a.sheet:
             k = min(a.sheet_rows, len(images))
             contact_sheet([[images[i]] + [o[i] for o in outs] for i in range(k)], ["input", *a.model], a.sheet)

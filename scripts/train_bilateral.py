@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""How the shipped bilateral weights (edgeenhance/models/weights/bilateral.safetensors) are made,
-from the real photos of ../shared/data (see its README) on a CPU:
+"""How the shipped bilateral weights are made from the real photos of ../shared/data (see its
+README) on a CPU: ``bilateral.safetensors`` (low light, the default) and, with ``--exposure over``,
+``bilateral_over.safetensors`` (over-exposed photos; see the end of this text).
+
+Low light:
 
 - well-exposed photos (photos/: BSD100, CBSD68, Urban100, Sun-Hays 80), exposure errors
   synthesized on the fly (edgeenhance.data.exposure: -1..-5 EV, ISO noise, clipping before the
@@ -19,6 +22,16 @@ synthesized from held-out photos (-2..-4 EV, with noise) is kept.
 Batch 8, 192x192 crops (windows between 192 px and the photo's short side, scaled down), Adam 1e-3 with
 cosine decay, 1,000 steps. Writes OUT/best.safetensors; with --ship it is copied over the shipped weights.
 Resumable: run it again with --resume after a kill. About 20-30 minutes on 2 CPU cores.
+
+Over-exposure (``--exposure over``): the same well-exposed photos, over-exposed on the fly by +1..+3 EV
+(clipped per channel at sensor white in linear light, before the tone curve: highlights lose detail
+and shift hue as on a real sensor), a quarter of the samples left well exposed; supervised losses
+only (no real over-exposed photo has a target). The guide is linear (clamp(w . rgb + b, 0, 1), from
+luminance) rather than a small MLP with a sigmoid: no exp per pixel, so the 1080p slicing pass fits a
+camera preview's budget. The real over-exposed frames of SICE part 1 (mean luminance above 0.6) are
+scored at each validation (brightest-30% drop, newly clipped pixels) but not trained on. The checkpoint
+with the best PSNR on held-out pairs (photos synthesized at +1..+2.5 EV, and a third as many other
+held-out photos left well exposed, whose target is themselves) is kept.
 """
 from __future__ import annotations
 
@@ -32,14 +45,23 @@ sys.path.insert(0, str(ROOT))
 
 RECIPE = dict(steps=1000, batch=8, crop=192, lr=1e-3, val_images=24, val_every=250, zero_ref_weight=0.1,
               zero_ref_level=0.5, workers=1)
+# the over-exposure model: a linear guide (no exp per pixel: fits a 1080p preview's frame budget), real bright
+# frames for validation only (zero-reference weight 0)
+RECIPES = {"under": RECIPE, "over": {**RECIPE, "steps": 2000, "zero_ref_weight": 0.0,
+                                     "model_config": {"guide_hidden": 0}}}
+SHIPPED = {"under": "bilateral.safetensors", "over": "bilateral_over.safetensors"}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
-    p.add_argument("--out", type=Path, default=ROOT / "runs" / "bilateral", help="run folder (default runs/bilateral)")
-    p.add_argument("--steps", type=int, default=RECIPE["steps"], help=f"default {RECIPE['steps']}")
+    p.add_argument("--exposure", choices=["under", "over"], default="under",
+                   help="which model: low light (under, default) or over-exposed photos (over)")
+    p.add_argument("--out", type=Path, help="run folder (default runs/bilateral or runs/bilateral-over)")
+    p.add_argument("--steps", type=int, help=f"default {RECIPES['under']['steps']} (under), {RECIPES['over']['steps']} (over)")
     p.add_argument("--render-mix", type=float, default=0.0, help="fraction of rendered pairs per batch (default 0)")
+    p.add_argument("--teacher", type=Path, help="over: a CycleGAN teacher (scripts/train_cyclegan_real.py) whose "
+                   "outputs on the real over-exposed frames are their targets (default: none)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     p.add_argument("--ship", action="store_true", help="copy OUT/best.safetensors over the shipped weights")
     a = p.parse_args(argv)
@@ -47,15 +69,19 @@ def main(argv=None):
     from edgeenhance.models.registry import WEIGHTS_DIR
     from edgeenhance.train.bilateral import train_bilateral
 
-    exposure = a.data / "exposure"
-    r = train_bilateral(a.out, data=str(a.data / "photos"), zero_ref=[exposure / "sice_part1", exposure / "lol_our485_low"],
-                        resume=a.resume, render_mix=a.render_mix, **{**RECIPE, "steps": a.steps})
+    recipe = RECIPES[a.exposure]
+    out = a.out or ROOT / "runs" / ("bilateral" if a.exposure == "under" else "bilateral-over")
+    real = a.data / "exposure"
+    zero_ref = [real / "sice_part1", real / "lol_our485_low"] if a.exposure == "under" else [real / "sice_part1"]
+    r = train_bilateral(out, data=str(a.data / "photos"), zero_ref=zero_ref, exposure=a.exposure, resume=a.resume,
+                        teacher=a.teacher,
+                        render_mix=a.render_mix, **{**recipe, "steps": a.steps or recipe["steps"]})
     if r["stopped"]:  # Ctrl-C or SIGTERM: the state is saved, nothing is finished to ship
         sys.exit(128 + r["signum"])
     print(f"best: {r['best']}")
     if a.ship:
-        shutil.copyfile(a.out / "best.safetensors", WEIGHTS_DIR / "bilateral.safetensors")
-        print(f"shipped -> {WEIGHTS_DIR / 'bilateral.safetensors'}")
+        shutil.copyfile(out / "best.safetensors", WEIGHTS_DIR / SHIPPED[a.exposure])
+        print(f"shipped -> {WEIGHTS_DIR / SHIPPED[a.exposure]}")
 
 
 if __name__ == "__main__":

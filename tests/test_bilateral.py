@@ -43,6 +43,27 @@ def test_full_equals_grid_plus_numpy_slicing(size):
     assert np.abs(fast_slice(img, grid, params) - full).max() < 1e-5
 
 
+def test_linear_guide_full_equals_grid_plus_numpy_and_fused_slicing():
+    """guide_hidden=0: clamp(w . rgb + b, 0, 1), started at luminance; every slicing path agrees with torch."""
+    from edgeenhance.runtime.fused_slice import fused_slice
+
+    m = random_model(guide_hidden=0)
+    x = torch.rand(1, 3, 37, 91)
+    with torch.no_grad():
+        lum = (x * torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        assert torch.allclose(m.guide(x), lum, atol=1e-6)  # starts at Rec.709 luminance
+        m.guide.conv1.bias.fill_(0.3)  # some pixels above 1: the clamp is exercised
+        full = m(x)[0].permute(1, 2, 0).numpy()
+        grid = m.gridnet(m.low_res(x))[0].numpy()
+    params = m.guide_params()
+    assert params["guide"] == "linear" and sum(p.numel() for p in m.guide.parameters()) == 4
+    img = np.ascontiguousarray(x[0].permute(1, 2, 0).numpy())
+    for slicer in (reference_slice, fast_slice, fused_slice):
+        assert np.abs(slicer(img, grid, params) - full).max() < 1e-5, slicer.__name__
+    # read as an MLP guide (what an old reader would do), the result would differ
+    assert np.abs(reference_slice(img, grid, {**params, "guide": "mlp"}) - full).max() > 0.01
+
+
 def test_any_size_output_keeps_size():
     m = random_model()
     with torch.no_grad():
@@ -60,17 +81,18 @@ def test_shipped_weights_load_and_brighten_dark_image():
     assert abs(out.mean() - y.mean()) < abs(x.mean() - y.mean())
 
 
-def test_shared_slicing_vectors_match_numpy_and_fused():
-    """The vector file that the Android app's unit test reads: Python must agree with it too."""
+@pytest.mark.parametrize("guide,name", [("mlp", "slicing_vectors.json"), ("linear", "slicing_vectors_linear.json")])
+def test_shared_slicing_vectors_match_numpy_and_fused(guide, name):
+    """The vector files that the Android app's unit test reads: Python must agree with them too."""
     import json
     from pathlib import Path
 
     from edgeenhance.models.slicing import make_test_vectors
     from edgeenhance.runtime.fused_slice import fused_slice
 
-    path = Path(__file__).parents[1] / "android_demo/app/src/test/resources/slicing_vectors.json"
+    path = Path(__file__).parents[1] / "android_demo/app/src/test/resources" / name
     v = json.loads(path.read_text())
-    assert v == json.loads(json.dumps(make_test_vectors()))  # the file is current
+    assert v == json.loads(json.dumps(make_test_vectors(guide=guide)))  # the file is current
     img = np.asarray(v["image_hwc"], np.float32)
     g = v["guide"]
     grid = np.asarray(v["network_output_chw"], np.float32) / np.asarray(g["grid_scale"], np.float32)[:, None, None] \

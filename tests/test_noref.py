@@ -6,7 +6,7 @@ from scipy.ndimage import gaussian_filter
 
 from conftest import save
 from edgeenhance.cli import main
-from edgeenhance.noref import clipped_fraction, dark_lift, loe, mean_luminance, newly_clipped, scores
+from edgeenhance.noref import bright_drop, clipped_fraction, dark_lift, loe, mean_luminance, newly_clipped, scores
 
 
 def grey(values, shape):
@@ -70,6 +70,8 @@ def test_scores_hand_computed():
     assert dark_lift(inp, out) == pytest.approx(0.4)  # 30% of 3 pixels: the darkest one, 0.1 -> 0.5
     assert dark_lift(inp, out, frac=0.67) == pytest.approx((0.4 + 0.2) / 2)
     assert mean_luminance(out) == pytest.approx(0.5)
+    assert bright_drop(inp, out) == pytest.approx(-0.3)  # the brightest one, 0.3 -> 0.6: brighter, not dropped
+    assert bright_drop(out, inp) == pytest.approx(0.3)
 
     a = np.array([[[0.5, 0.5, 0.5], [1.0, 0.2, 0.2]], [[0.3, 0.3, 0.3], [0.1, 0.1, 0.1]]], np.float32)
     b = np.array([[[1.0, 0.9, 0.9], [1.0, 0.9, 0.9]], [[0.3, 254 / 255, 0.3], [0.2, 0.2, 0.2]]], np.float32)
@@ -134,6 +136,26 @@ def test_cli_eval_folder_without_targets(dark_folder, tmp_path, capsys):
     assert main(args[:5] + ["--n", "2", "--no-niqe", "--json", str(tmp_path / "r2.json"), "--quiet"]) == 0
     r2 = json.loads((tmp_path / "r2.json").read_text())
     assert r2["n"] == 2 and r2["results"]["lime"]["niqe"] is None
+
+
+def test_cli_eval_over_exposed_folder_reports_clipping_and_bright_drop(tmp_path, capsys):
+    from edgeenhance.data.synth import render_pair
+
+    d = tmp_path / "bright"
+    for i in range(2):
+        save(d / f"b{i}.png", render_pair(i, "over", (64, 64))[0])
+    assert main(["eval", "--model", "tonecomp", "--data", str(d), "--no-niqe", "--quiet",
+                 "--json", str(tmp_path / "r.json")]) == 0
+    lines = {ln.split()[0]: ln.split() for ln in capsys.readouterr().out.splitlines()}
+    head = " ".join(lines["model"])
+    assert "bright drop" in head and "clipped %" in head
+    r = json.loads((tmp_path / "r.json").read_text())["results"]
+    inp, tc = r["input"], r["tonecomp"]
+    assert inp["clipped_before"] > 0.01 and tc["clipped_after"] < inp["clipped_before"] and tc["bright_drop"] > 0
+    # the printed columns are these numbers: bright drop, clipped % (input row: before), new clip %
+    assert float(lines["tonecomp"][5]) == pytest.approx(tc["bright_drop"], abs=6e-4)
+    assert float(lines["input"][6]) == pytest.approx(100 * inp["clipped_before"], abs=6e-3)
+    assert float(lines["tonecomp"][6]) == pytest.approx(100 * tc["clipped_after"], abs=6e-3)
 
 
 def test_cli_eval_folder_errors(dark_folder, tmp_path, capsys):

@@ -90,6 +90,80 @@ def test_real_photo_folder_without_dark_frames_is_a_clear_error(tmp_path):
         small_run(tmp_path / "run", data=str(photos), zero_ref=[photos], steps=2)
 
 
+def bright_frames(tmp_path, n=6):
+    """The first ``n`` real over-exposed SICE frames (mean luminance above 0.6), copied."""
+    import shutil
+
+    from edgeenhance.data.imageio import read_image
+    from edgeenhance.noref import mean_luminance
+
+    src = SHARED / "exposure" / "sice_part1"
+    assert src.is_dir(), f"{src} is missing: the real-photo tests need ../shared/data beside the repo"
+    dst = tmp_path / "bright"
+    dst.mkdir()
+    for f in sorted(src.iterdir()):
+        if mean_luminance(read_image(f)[::4, ::4]) > 0.6:
+            shutil.copy(f, dst / f.name)
+            if len(list(dst.iterdir())) == n:
+                break
+    return dst
+
+
+def test_short_over_exposure_run_on_real_photos_darkens_and_recovers(tmp_path):
+    from edgeenhance.data.photosets import heldout_pairs, load_photos, photo_files
+    from edgeenhance.evaluate import evaluate_input
+
+    photos = real_folder(tmp_path, "photos/bsd100", 12, "photos")
+    logs = []
+    r = small_run(tmp_path / "run", data=str(photos), exposure="over", zero_ref=[bright_frames(tmp_path)],
+                  zero_ref_weight=0.0, steps=150, val_every=150, lr=5e-3, log=logs.append, workers=0)
+    # clipped highlights keep the per-batch loss noisy; the held-out pairs show the learning (the
+    # identity start scores the input's PSNR)
+    val = heldout_pairs(load_photos(photo_files(photos, "val")), 24, kind="over", ev_range=(1.0, 2.5))
+    assert evaluate_input(val)["psnr"] < 16  # over-exposed, not under-exposed, validation pairs
+    assert r["best"]["psnr"] > evaluate_input(val)["psnr"] + 3
+    assert r["best"]["bright_drop"] > 0.02  # real bright frames come out darker (the identity start: 0)
+    assert any("real over-exposed frames" in line for line in logs)
+    assert any("over-exposure errors synthesized" in line for line in logs)
+
+
+def test_teacher_outputs_become_the_targets_of_real_frames(tmp_path):
+    """Distillation: a (tiny, untrained) CycleGAN generator's outputs on the real frames are their
+    targets, so the trained model ends closer to the teacher there than a run without it."""
+    import torch
+
+    from edgeenhance.evaluate import enhance_array
+    from edgeenhance.metrics import psnr
+    from edgeenhance.models.cyclegan import ResnetGenerator
+    from edgeenhance.models.registry import save_checkpoint
+
+    photos = real_folder(tmp_path, "photos/bsd100", 6, "photos")
+    bright = bright_frames(tmp_path, 4)
+    torch.manual_seed(0)
+    teacher = ResnetGenerator(ngf=4, n_blocks=1).eval()
+    with torch.no_grad():  # a teacher whose outputs differ clearly from what the pairs teach: a dark tint
+        teacher.head[-2].bias.copy_(torch.tensor([-1.5, -0.5, -2.0]))
+    save_checkpoint(tmp_path / "teacher.safetensors", teacher)
+    common = dict(data=str(photos), exposure="over", zero_ref=[bright], zero_ref_weight=0.0, steps=40, lr=5e-3,
+                  workers=0, val_every=40)
+    small_run(tmp_path / "plain", **common)
+    small_run(tmp_path / "taught", teacher=tmp_path / "teacher.safetensors", teacher_weight=5.0, **common)
+    from edgeenhance.data.photosets import load_photos, photo_files
+
+    frames = [f.astype(np.float32) / 255 for f in load_photos(photo_files(bright, "all"), max_side=96)]
+    targets = [enhance_array(teacher, f) for f in frames]
+
+    def closeness(run):
+        m = load_model(str(tmp_path / run / "final.safetensors"))
+        return np.mean([psnr(enhance_array(m, f), t) for f, t in zip(frames, targets)])
+
+    assert closeness("taught") > closeness("plain") + 1.0
+    with pytest.raises(UserError, match="--teacher must be a CycleGAN generator"):
+        small_run(tmp_path / "bad", teacher=tmp_path / "plain" / "final.safetensors", **common)
+    with pytest.raises(UserError, match="--teacher needs --zero-ref"):
+        small_run(tmp_path / "bad", **{**common, "zero_ref": []}, teacher=tmp_path / "teacher.safetensors")
+
+
 # --- stopping, periodic saves and exact resume ---------------------------------------------------
 
 def photo_dir(path, n=6, size=(72, 88), level=0.6, seed=0):
@@ -204,3 +278,21 @@ def test_a_state_written_before_random_states_were_saved_still_resumes(tmp_path)
     r = small_run(tmp_path / "old", steps=6, val_every=3, n_images=4, resume=True)
     assert len(r["history"]) == 3
     assert lrs(tmp_path / "old") == lrs(tmp_path / "whole")
+
+
+def test_cyclegan_real_photo_domains_are_bright_frames_and_training_photos():
+    """scripts/train_cyclegan_real.py trains on the training split only: real SICE frames brighter than
+    mean luminance 0.6 (the over-exposed domain) and the well-exposed photos."""
+    import importlib.util
+
+    from edgeenhance.data.photosets import photo_files
+    from edgeenhance.noref import mean_luminance
+
+    spec = importlib.util.spec_from_file_location("cg", Path(__file__).parents[1] / "scripts" / "train_cyclegan_real.py")
+    cg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cg)
+    over, normal = cg.domains(SHARED, progress=False)
+    assert len(normal) == len(photo_files(SHARED / "photos", "train"))
+    assert 50 < len(over) < len(photo_files(SHARED / "exposure" / "sice_part1", "train"))
+    assert min(mean_luminance(o) for o in over) > 0.595 and np.mean([mean_luminance(n) for n in normal]) < 0.6
+    assert max(max(o.shape[:2]) for o in over + normal) <= cg.MAX_SIDE and over[0].dtype == np.float32

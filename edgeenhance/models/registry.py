@@ -40,13 +40,18 @@ class ZooEntry:
     # weights fine-tuned for int8 (quantization-aware, ``edgeenhance quantize --qat``): int8 exports
     # start from them and are verified against the float ``weights``
     int8_weights: str | None = None
+    exposure: str | None = None  # the exposure errors it was trained to fix, if not its family's default
 
 
 ZOO = {
     "bilateral": ZooEntry("bilateral", "bilateral", "bilateral.safetensors", "under-exposed and low-light photos",
                           int8_weights="bilateral_int8.safetensors"),
+    "bilateral-over": ZooEntry("bilateral-over", "bilateral", "bilateral_over.safetensors",
+                               "over-exposed photos: bright skies, sunlit faces, +1..+3 EV (trained on real photos)",
+                               exposure="over"),
     "student-small": ZooEntry("student-small", "student", "student_small.safetensors",
-                              "over-exposed photos (distilled from the CycleGAN teacher)", dict(width=16, blocks=4),
+                              "over-exposed rendered scenes (distilled from a CycleGAN teacher trained on the "
+                              "renderer; on real photos use bilateral-over)", dict(width=16, blocks=4),
                               int8_weights="student_small_int8.safetensors"),
     "lime": ZooEntry("lime", "lime", None, "low-light photos (classical LIME baseline, no training)"),
     "tonecomp": ZooEntry("tonecomp", "tonecomp", None, "over-exposed photos (classical highlight tone compression)"),
@@ -188,6 +193,9 @@ def load_model(spec: str, device: str = "cpu"):
     except RuntimeError as e:
         raise UserError(f"{path}: weights do not fit a {meta['family']} model with config {meta['config']} ({e})") from None
     model.name = spec if spec in ZOO else meta.get("name", path.stem)
+    exposure = ZOO[spec].exposure if spec in ZOO else meta["meta"].get("exposure")
+    if exposure in ("under", "over"):  # calibration, verification and bench photos follow it
+        model.exposure_task = exposure
     mark_int8_tuned(model, bool(meta["meta"].get("all_int8")), meta["meta"].get("weight_granularity", "channel"))
     return model.to(device).eval()
 

@@ -12,8 +12,11 @@ from edgeenhance.models.bilateral import MIN_ILLUMINATION
 
 
 def guide_map(img: np.ndarray, p: dict) -> np.ndarray:
-    """img (H, W, 3) -> guide (H, W) in [0, 1]."""
+    """img (H, W, 3) -> guide (H, W) in [0, 1]: sigmoid(w2 relu(w1 x + b1) + b2), or for
+    ``guide: linear`` clamp(w1 x + b1, 0, 1)."""
     w1, b1 = np.asarray(p["w1"], np.float32), np.asarray(p["b1"], np.float32)
+    if p.get("guide", "mlp") == "linear":
+        return np.clip((img @ w1.T + b1)[..., 0], 0, 1)
     w2, b2 = np.asarray(p["w2"], np.float32), np.asarray(p["b2"], np.float32)
     hid = np.maximum(img @ w1.T + b1, 0)
     return 1.0 / (1.0 + np.exp(-(hid @ w2.T + b2)[..., 0]))
@@ -81,9 +84,10 @@ def fast_slice(img: np.ndarray, grid: np.ndarray, p: dict) -> np.ndarray:
     return _apply(img, coeffs, p)
 
 
-def make_test_vectors(seed: int = 0, h: int = 7, w: int = 9, bins: int = 4, gsize: int = 4) -> dict:
+def make_test_vectors(seed: int = 0, h: int = 7, w: int = 9, bins: int = 4, gsize: int = 4, guide: str = "mlp") -> dict:
     """A small shared test vector (image, normalized grid, guide, expected output) that the Python
-    tests and the Android app's unit tests both check their slicing against."""
+    tests and the Android app's unit tests both check their slicing against (``guide``: the guide
+    network's kind, mlp or linear)."""
     rng = np.random.default_rng(seed)
     img = rng.random((h, w, 3)).astype(np.float32)
     grid = (rng.standard_normal((12 * bins, gsize, gsize)) * 0.1).astype(np.float32)
@@ -93,6 +97,8 @@ def make_test_vectors(seed: int = 0, h: int = 7, w: int = 9, bins: int = 4, gsiz
     p = {"w1": (rng.standard_normal((4, 3)) * 0.8).tolist(), "b1": (rng.standard_normal(4) * 0.1).tolist(),
          "w2": (rng.standard_normal((1, 4)) * 0.8).tolist(), "b2": [0.05], "bins": bins,
          "min_illumination": MIN_ILLUMINATION}
+    if guide == "linear":  # some pixels fall outside [0, 1] before the clamp, to exercise it
+        p.update(guide="linear", w1=[[0.9, 0.9, -0.6]], b1=[-0.1], w2=[[1.0]], b2=[0.0])
     scale = (1.0 / (np.abs(grid).reshape(12 * bins, -1).max(1) + 1e-3)).astype(np.float32)
     offset = grid.reshape(12 * bins, -1).mean(1).astype(np.float32)
     normalized = (grid - offset[:, None, None]) * scale[:, None, None]  # what the exported network outputs

@@ -61,6 +61,7 @@ class StudentGenerator(nn.Module):
     The output is ``clamp(x + residual, 0, 1)``."""
 
     family = "student"
+    exposure_task = "over"
     pad_multiple = 4  # two stride-2 stages
     # Kept in float compute (weights still int8) by int8 exports from the float weights (--float-weights);
     # the shipped int8-tuned weights run every layer in int8. Post-training int8 with per-channel

@@ -19,7 +19,8 @@ def float_scope_regex(modules) -> str | None:
     return r"^[^;]*_(?:" + "|".join(re.escape(m) for m in modules) + r")(?:/|;|$)"
 
 
-def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(), weight_scales: str = "channel"):
+def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(), weight_scales: str = "channel",
+            output_scope: str | None = None):
     from ai_edge_quantizer import qtyping, recipe_manager
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
@@ -43,6 +44,8 @@ def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(
             rp.add_quantization_config(regex=".*", operation_name=op, op_config=qtyping.OpQuantizationConfig(),
                                        algorithm_key=AlgorithmName.NO_QUANTIZE)
     scope = float_scope_regex(float_modules)
+    if output_scope:  # the op writing the model's output is named after the output, not its module
+        scope = f"(?:{scope})|{output_scope}" if scope else output_scope
     if scope:
         keep_float(scope)  # float compute for ops without weights (mean, add) ...
         # ... and int8-stored weights for those with weights (a separate key: the same regex would overwrite)
@@ -53,13 +56,14 @@ def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(
 
 def quantize_tflite(fp32_path: Path, out_path: Path, calib: list[np.ndarray], precision: str = "int8",
                     io_dtype: str = "float", activation_bits: int = 8, float_modules=(),
-                    weight_scales: str = "channel") -> Path:
+                    weight_scales: str = "channel", float_output: bool = False) -> Path:
     """fp32 .tflite -> int8 (static, calibrated on ``calib`` NCHW batches) or fp16-weight .tflite.
 
     ``io_dtype``: 'float' (float32 I/O) or 'int8' (int8 I/O, as the quantizer emits it).
     ``float_modules``: submodule names (e.g. 'global_fc') whose ops compute in float with int8 weights
     (ops are selected by scope name; the op writing the model's output is named after the output, so
-    it stays int8).
+    it stays int8 unless ``float_output``: then it computes in float too, with int8 weights, and the
+    output has no int8 range to clip at).
     ``weight_scales``: 'channel' (one int8 scale per output channel) or 'tensor' (one per weight tensor:
     smaller files; for weights fine-tuned that way).
     """
@@ -71,7 +75,9 @@ def quantize_tflite(fp32_path: Path, out_path: Path, calib: list[np.ndarray], pr
     sig = Interpreter(str(fp32_path)).get_signature_list()
     key = next(iter(sig))
     q = quantizer.Quantizer(str(fp32_path))
-    q.load_quantization_recipe(_recipe(precision, io_dtype, activation_bits, float_modules, weight_scales))
+    outputs = sig[key]["outputs"]
+    output_scope = "|".join(f"^{re.escape(key)}_{re.escape(o)}(?:_|/|;|$)" for o in outputs) if float_output else None
+    q.load_quantization_recipe(_recipe(precision, io_dtype, activation_bits, float_modules, weight_scales, output_scope))
     with quiet():
         if precision == "fp16":
             result = q.quantize()

@@ -1,6 +1,6 @@
 """Fused full-resolution slicing pass for the bilateral ``grid`` form, compiled with numba.
 
-One pass over the pixels: guide network, luminance bin, trilinear fetch of the 12 affine
+One pass over the pixels: guide network (or linear guide), luminance bin, trilinear fetch of the 12 affine
 coefficients (from a grid pre-resized along x), illumination, divide, clip. Matches
 ``edgeenhance.models.slicing.reference_slice`` to float rounding. Falls back to the numpy
 ``fast_slice`` when numba is not installed.
@@ -50,28 +50,34 @@ if numba is not None:
                     out[y, x, k] = top * (1 - wy) + bot * wy
 
     @numba.njit(parallel=True, fastmath=True, cache=True)
-    def _kernel(img, tab, y0, y1, fy, w1, b1, w2, b2, bins, min_s, out):  # pragma: no cover - compiled
+    def _kernel(img, tab, y0, y1, fy, w1, b1, w2, b2, bins, min_s, linear, out):  # pragma: no cover - compiled
         h, w = img.shape[0], img.shape[1]
         hidden = w1.shape[0]
         for y in numba.prange(h):
             ya, yb, wy = y0[y], y1[y], fy[y]
             co = np.empty(12, np.float32)
             acc = np.empty(w, np.float32)
-            # Guide for the whole row first: a plain loop the compiler can vectorize.
-            for x in range(w):
-                acc[x] = b2[0]
-            for k in range(hidden):
-                a0, a1, a2, ab, ww = w1[k, 0], w1[k, 1], w1[k, 2], b1[k], w2[0, k]
-                for x in range(w):
-                    v = a0 * img[y, x, 0] + a1 * img[y, x, 1] + a2 * img[y, x, 2] + ab
-                    acc[x] += ww * max(v, np.float32(0.0))
             # float32 constants throughout: a float64 literal would promote the whole pixel loop.
             fb = np.float32(bins)
             half, zero, one = np.float32(0.5), np.float32(0.0), np.float32(1.0)
             top = fb - one
-            for x in range(w):
-                z = fb / (one + np.exp(-acc[x])) - half
-                acc[x] = min(max(z, zero), top)
+            if linear:  # clamp(w . rgb + b, 0, 1): no exp per pixel
+                a0, a1, a2, ab = w1[0, 0], w1[0, 1], w1[0, 2], b1[0]
+                for x in range(w):
+                    g = min(max(a0 * img[y, x, 0] + a1 * img[y, x, 1] + a2 * img[y, x, 2] + ab, zero), one)
+                    acc[x] = min(max(fb * g - half, zero), top)
+            else:
+                # Guide for the whole row first: a plain loop the compiler can vectorize.
+                for x in range(w):
+                    acc[x] = b2[0]
+                for k in range(hidden):
+                    a0, a1, a2, ab, ww = w1[k, 0], w1[k, 1], w1[k, 2], b1[k], w2[0, k]
+                    for x in range(w):
+                        v = a0 * img[y, x, 0] + a1 * img[y, x, 1] + a2 * img[y, x, 2] + ab
+                        acc[x] += ww * max(v, zero)
+                for x in range(w):
+                    z = fb / (one + np.exp(-acc[x])) - half
+                    acc[x] = min(max(z, zero), top)
             wy1 = one - wy
             for x in range(w):
                 z = acc[x]
@@ -105,7 +111,8 @@ def fused_slice(img: np.ndarray, grid: np.ndarray, p: dict) -> np.ndarray:
     # The kernel indexes without bounds checks: shapes that disagree would read out of bounds.
     hidden = w1.shape[0] if w1.ndim == 2 else -1
     if (img.ndim != 3 or img.shape[2] != 3 or grid.ndim != 3 or bins < 2 or grid.shape[0] != 12 * bins
-            or w1.shape != (hidden, 3) or b1.shape != (hidden,) or w2.shape != (1, hidden) or b2.shape != (1,)):
+            or w1.shape != (hidden, 3) or b1.shape != (hidden,) or w2.shape != (1, hidden) or b2.shape != (1,)
+            or (p.get("guide") == "linear" and hidden != 1)):
         raise ValueError(f"fused_slice: inconsistent shapes (image {img.shape}, grid {grid.shape}, bins {bins}, "
                          f"w1 {w1.shape}, b1 {b1.shape}, w2 {w2.shape}, b2 {b2.shape})")
     gh, gw = grid.shape[1:]
@@ -115,7 +122,7 @@ def fused_slice(img: np.ndarray, grid: np.ndarray, p: dict) -> np.ndarray:
     y0, y1, fy = _axis_taps(gh, h)
     out = np.empty((h, w, 3), np.float32)
     _kernel(np.ascontiguousarray(img, np.float32), tab, y0, y1, fy, w1, b1, w2, b2, bins,
-            np.float32(p.get("min_illumination", MIN_ILLUMINATION)), out)
+            np.float32(p.get("min_illumination", MIN_ILLUMINATION)), p.get("guide", "mlp") == "linear", out)
     return out
 
 

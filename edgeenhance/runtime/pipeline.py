@@ -51,6 +51,10 @@ def check_guide(g, where: str = "manifest.json") -> None:
     if w1 is None or w1.shape[1] != 3 or not 1 <= w1.shape[0] <= MAX_GUIDE_HIDDEN:
         bad(f"'w1' must be finite numbers, (hidden, 3) with hidden 1..{MAX_GUIDE_HIDDEN}")
     hidden = w1.shape[0]
+    if g.get("guide", "mlp") not in ("mlp", "linear"):
+        bad("'guide' must be 'mlp' (the default) or 'linear'")
+    if g.get("guide") == "linear" and hidden != 1:
+        bad("'w1' of a linear guide must be one row of 3 weights")
     for key, shape in (("b1", (hidden,)), ("w2", (1, hidden)), ("b2", (1,))):
         a = _array(g.get(key), len(shape))
         if a is None or a.shape != shape:

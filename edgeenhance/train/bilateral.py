@@ -28,45 +28,66 @@ from edgeenhance.train.data import is_photo_folder, paired_data
 from edgeenhance.train.losses import new_clipping_loss, supervised_loss, zero_reference_loss
 
 DARK_MAX = 0.3  # a real frame counts as low-light below this mean luminance
-KINDS = {"under": 0.9, "normal": 0.1}  # a tenth well-exposed frames: the model learns to leave them alone
+BRIGHT_MIN = 0.6  # ... and as over-exposed above this one
+# Exposure kinds sampled per training pair: some well-exposed frames, so the model learns to leave them
+# alone (a camera app runs it on every frame); the over-exposure model sees more of them, as most
+# frames of a sunny day are fine.
+KINDS = {"under": {"under": 0.9, "normal": 0.1}, "over": {"over": 0.75, "normal": 0.25}}
+VAL_EV = {"under": (-4.0, -2.0), "over": (1.0, 2.5)}  # the validation pairs' exposure errors
 W_CLIP = 2.0  # weight of the new-clipping penalty
 
 
-def _photo_source(data, crop, seed, batch, start, workers, n_val, progress, log):
+def _photo_source(data, crop, seed, batch, start, workers, n_val, progress, log, exposure="under"):
     from edgeenhance.data.photosets import ExposurePairs, batches, heldout_pairs, load_photos, photo_files
 
     train = load_photos(photo_files(data, "train"), max_side=1024, progress=progress, desc="loading photos")
     val_photos = load_photos(photo_files(data, "val"), max_side=1024)
-    log(f"{data}: {len(train)} training photos, {len(val_photos)} held out")
-    it = batches(ExposurePairs(train, crop, seed, kinds=KINDS), batch, start, workers)
-    return it, heldout_pairs(val_photos, n_val)
+    log(f"{data}: {len(train)} training photos, {len(val_photos)} held out; {exposure}-exposure errors synthesized")
+    it = batches(ExposurePairs(train, crop, seed, kinds=KINDS[exposure]), batch, start, workers)
+    val = heldout_pairs(val_photos, n_val, kind=exposure, ev_range=VAL_EV[exposure])
+    if exposure == "over":
+        # and well-exposed photos (as many as in training, other photos): selected by PSNR on the mix, a
+        # checkpoint that darkens every bright photo, good or bad, loses (such a one scored 18 dB on them)
+        n_ok = max(1, round(len(val) * KINDS[exposure]["normal"] / KINDS[exposure]["over"]))
+        val += heldout_pairs(val_photos[len(val):], n_ok, kind="normal", ev_range=(0.0, 0.0))
+    return it, val
 
 
-def _dark_source(folders, crop, seed, batch, start, workers, progress, log):
-    from edgeenhance.data.photosets import PhotoCrops, batches, load_photos, photo_files
+def _badly_exposed(img, exposure: str) -> bool:
     from edgeenhance.noref import mean_luminance
 
-    def dark(img):
-        return mean_luminance(img) < DARK_MAX
+    return mean_luminance(img) < DARK_MAX if exposure == "under" else mean_luminance(img) > BRIGHT_MIN
+
+
+def _real_source(folders, crop, seed, batch, start, workers, progress, log, exposure="under"):
+    """Real badly exposed frames without targets (dark ones for ``under``, bright ones for ``over``)."""
+    from edgeenhance.data.photosets import PhotoCrops, batches, load_photos, photo_files
+
+    def keep(img):
+        return _badly_exposed(img, exposure)
 
     train, val = [], []
     for f in folders:
         train += load_photos(photo_files(f, "train"), max_side=1024, progress=progress, desc=f"loading {Path(f).name}",
-                             keep=dark)
-        val += load_photos(photo_files(f, "val"), max_side=512, keep=dark)
+                             keep=keep)
+        val += load_photos(photo_files(f, "val"), max_side=512, keep=keep)
     if not train:
-        raise UserError(f"--zero-ref: no frames darker than mean luminance {DARK_MAX} in {', '.join(map(str, folders))}")
-    log(f"zero-reference: {len(train)} real low-light frames, {len(val)} held out")
+        what = f"darker than mean luminance {DARK_MAX}" if exposure == "under" else f"brighter than mean luminance {BRIGHT_MIN}"
+        raise UserError(f"--zero-ref: no frames {what} in {', '.join(map(str, folders))}")
+    kind = "low-light" if exposure == "under" else "over-exposed"
+    log(f"zero-reference: {len(train)} real {kind} frames, {len(val)} held out")
     return batches(PhotoCrops(train, crop, seed + 1), batch, start, workers), [v.astype(np.float32) / 255 for v in val]
 
 
-def _dark_scores(model, frames, dev) -> dict:
-    """Mean lift of the darkest 30% and the fraction of newly clipped pixels on real dark frames."""
+def _real_scores(model, frames, dev) -> dict:
+    """On real badly exposed frames: mean lift of the darkest 30%, drop of the brightest 30%, and the
+    fraction of newly clipped pixels."""
     from edgeenhance.evaluate import fast_enhance
-    from edgeenhance.noref import dark_lift, newly_clipped
+    from edgeenhance.noref import bright_drop, dark_lift, newly_clipped
 
     outs = [(x, np.clip(fast_enhance(model, x, dev), 0, 1)) for x in frames]
     return {"dark_lift": float(np.mean([dark_lift(x, y) for x, y in outs])),
+            "bright_drop": float(np.mean([bright_drop(x, y) for x, y in outs])),
             "new_clipped": float(np.mean([newly_clipped(x, y) for x, y in outs]))}
 
 
@@ -105,7 +126,7 @@ def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8,
                     val_images=16, exposure="under", zero_reference=False, resume=False, seed=0, val_every=250,
                     device=None, model_config=None, progress=True, skip_bad=False, log=print, zero_ref=(),
                     zero_ref_weight=0.1, render_mix=0.0, workers=1, save_every_s=SAVE_EVERY_S,
-                    zero_ref_level=0.5) -> dict:
+                    zero_ref_level=0.5, teacher=None, teacher_weight=1.0) -> dict:
     """Train and write ``out_dir/{last,best,final}.safetensors``; returns a summary with the loss history.
 
     The training state (``last.safetensors``) is written at each validation, every ``save_every_s``
@@ -121,6 +142,13 @@ def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8,
     if not 0.0 <= render_mix < 1.0:
         raise UserError(f"--render-mix must be in [0, 1), got {render_mix}")
     state = TrainingState(state_path) if resume else None  # read and checked before any data work
+    if teacher is not None:
+        from edgeenhance.train.distill import _checkpoint
+
+        if not zero_ref:
+            raise UserError("--teacher needs --zero-ref: the real photos the teacher's outputs become targets for")
+        teacher = _checkpoint(teacher, "resnet_generator", "--teacher",
+                              "a CycleGAN generator checkpoint (teacher.safetensors from `train cyclegan`)", dev)
     seed_everything(seed)
     model = BilateralEnhancer(**(model_config or {})).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -138,15 +166,16 @@ def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8,
         real_it, val = _plain_dark_source(data, crop, seed, batch - n_render, start, workers, val_images, progress, log)
         best = best if "score" in best else {"score": -float("inf")}
     elif photos:
-        real_it, val = _photo_source(data, crop, seed, batch - n_render, start, workers, val_images, progress, log)
+        real_it, val = _photo_source(data, crop, seed, batch - n_render, start, workers, val_images, progress, log,
+                                     exposure)
     else:
         train, val = paired_data(data, layout, n_images, exposure, crop, seed, val_images, skip_bad, progress)
         sampler = CropSampler(train, crop=crop, seed=seed)
     if photos and n_render:
         rendered, _ = paired_data("synthetic", None, n_images, exposure, crop, seed, 1, progress=progress)
         sampler = CropSampler(rendered, crop=crop, seed=seed)
-    dark_it, dark_val = _dark_source(zero_ref, crop, seed, max(1, batch // 2), start, workers, progress, log) \
-        if zero_ref else (None, [])
+    dark_it, dark_val = _real_source(zero_ref, crop, seed, max(1, batch // 2), start, workers, progress, log,
+                                     exposure) if zero_ref else (None, [])
     generators = {"sampler": sampler.rng} if sampler is not None else {}
     if state is not None:
         state.restore_random(generators)
@@ -174,11 +203,16 @@ def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8,
             out, s = model.forward_with_illumination(x)
             loss = zero_reference_loss(out, s, x) if zero_reference else supervised_loss(out, s, x, y.to(dev))
             loss = loss + W_CLIP * new_clipping_loss(x, s)
-            if dark_it is not None:
+            if dark_it is not None and (zero_ref_weight > 0 or teacher is not None):
                 d = next(dark_it).to(dev)
                 dout, ds = model.forward_with_illumination(d)
-                loss = loss + zero_ref_weight * zero_reference_loss(dout, ds, d, zero_ref_level, w_color=1.0) \
-                    + W_CLIP * new_clipping_loss(d, ds)
+                loss = loss + W_CLIP * new_clipping_loss(d, ds)
+                if zero_ref_weight > 0:
+                    loss = loss + zero_ref_weight * zero_reference_loss(dout, ds, d, zero_ref_level, w_color=1.0)
+                if teacher is not None:
+                    with torch.no_grad():
+                        target = teacher(d).clamp(0, 1)
+                    loss = loss + teacher_weight * supervised_loss(dout, ds, d, target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -191,10 +225,11 @@ def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8,
                 model.eval()
                 scores = noref_score(model, val, dev) if noref else evaluate(model, val, dev)
                 if dark_val:
-                    scores.update(_dark_scores(model, dark_val, dev))
+                    scores.update(_real_scores(model, dark_val, dev))
                 model.train()
-                real = (f"  real dark: lift {scores['dark_lift']:.3f}, newly clipped {100 * scores['new_clipped']:.2f}%"
-                        if dark_val else "")
+                shift = (f"lift {scores['dark_lift']:.3f}" if exposure == "under" else
+                         f"brightest-30% drop {scores['bright_drop']:.3f}") if dark_val else ""
+                real = f"  real {exposure}-exposed: {shift}, newly clipped {100 * scores['new_clipped']:.2f}%" if dark_val else ""
                 if noref:
                     log(f"step {step + 1}: loss {running:.4f}  val {NOREF_SCORE}: {scores['score']:.4f} (dark lift "
                         f"{scores['dark_lift']:.3f}, newly clipped {100 * scores['new_clipped']:.2f}%, LOE fraction "
@@ -204,13 +239,14 @@ def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8,
                 key = "score" if noref else "psnr"
                 if scores[key] > best[key]:
                     best = {**scores, "step": step + 1}
-                    save_checkpoint(out_dir / "best.safetensors", model, name="bilateral", meta={"val": best})
+                    save_checkpoint(out_dir / "best.safetensors", model, name="bilateral",
+                                    meta={"val": best, "exposure": exposure})
             stopped = keep_state(save_state, step + 1, clock, stop, state_path, log, validated)
             if stopped:
                 break
     bar.close()
     model.eval()
     if stopped is None:
-        save_checkpoint(out_dir / "final.safetensors", model, name="bilateral")
+        save_checkpoint(out_dir / "final.safetensors", model, name="bilateral", meta={"exposure": exposure})
     return {"history": history, "best": best, "out_dir": str(out_dir), "model": model, "stopped": stopped,
             "selected_by": "noref" if noref else "psnr", "signum": stop.signum}

@@ -58,12 +58,17 @@ class GridSlicer(private val p: GuideParams, threads: Int = Runtime.getRuntime()
             for (x in 0 until w) {
                 val i = (y * w + x) * 3
                 val r = img[i]; val g = img[i + 1]; val b = img[i + 2]
-                var acc = p.b2
-                for (k in 0 until hidden) {
-                    val v = p.w1[k][0] * r + p.w1[k][1] * g + p.w1[k][2] * b + p.b1[k]
-                    if (v > 0) acc += p.w2[k] * v
+                val guide = if (p.linear) {
+                    min(max(p.w1[0][0] * r + p.w1[0][1] * g + p.w1[0][2] * b + p.b1[0], 0f), 1f)
+                } else {
+                    var acc = p.b2
+                    for (k in 0 until hidden) {
+                        val v = p.w1[k][0] * r + p.w1[k][1] * g + p.w1[k][2] * b + p.b1[k]
+                        if (v > 0) acc += p.w2[k] * v
+                    }
+                    1f / (1f + exp(-acc))
                 }
-                val z = min(max(bins / (1f + exp(-acc)) - 0.5f, 0f), bins - 1f)
+                val z = min(max(bins * guide - 0.5f, 0f), bins - 1f)
                 val z0 = min(z.toInt(), bins - 2)
                 val fz = z - z0
                 val w00 = (1 - wy) * (1 - fz); val w01 = (1 - wy) * fz; val w10 = wy * (1 - fz); val w11 = wy * fz

@@ -6,6 +6,8 @@ import org.json.JSONObject
 data class GuideParams(
     val w1: Array<FloatArray>, val b1: FloatArray, val w2: FloatArray, val b2: Float,
     val bins: Int, val minIllumination: Float, val gridScale: FloatArray, val gridOffset: FloatArray,
+    /** "linear" guide: clamp(w1[0] . rgb + b1[0], 0, 1) instead of sigmoid(w2 . relu(w1 rgb + b1) + b2). */
+    val linear: Boolean = false,
 ) {
     companion object {
         fun fromJson(g: JSONObject): GuideParams {
@@ -17,6 +19,7 @@ data class GuideParams(
             return GuideParams(
                 w1, arr("b1"), w2, g.getJSONArray("b2").getDouble(0).toFloat(), g.getInt("bins"),
                 g.optDouble("min_illumination", 0.05).toFloat(), arr("grid_scale"), arr("grid_offset"),
+                g.optString("guide", "mlp") == "linear",
             )
         }
     }

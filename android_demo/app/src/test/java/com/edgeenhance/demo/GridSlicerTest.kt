@@ -15,8 +15,13 @@ class GridSlicerTest {
     }
 
     @Test
-    fun matchesSharedVectors() {
-        val text = javaClass.classLoader!!.getResource("slicing_vectors.json").readText()
+    fun matchesSharedVectors() = check("slicing_vectors.json")
+
+    @Test
+    fun matchesSharedVectorsWithLinearGuide() = check("slicing_vectors_linear.json")
+
+    private fun check(file: String) {
+        val text = javaClass.classLoader!!.getResource(file).readText()
         val v = JSONObject(text)
         val img = mutableListOf<Float>().also { flatten(v.getJSONArray("image_hwc"), it) }.toFloatArray()
         val net = mutableListOf<Float>().also { flatten(v.getJSONArray("network_output_chw"), it) }.toFloatArray()
