@@ -272,7 +272,8 @@ class Exporter:
                                  self.onnx_quantizer, self.float_modules("onnx", precision),
                                  self.weight_scales_for("onnx", precision),
                                  # QAT simulated asymmetric (zero-point) activations, as TFLite rounds them
-                                 asymmetric_activations=self.uses_int8_weights("onnx", precision))
+                                 asymmetric_activations=self.uses_int8_weights("onnx", precision),
+                                 float_output=self.float_output("onnx", precision))
 
     def coreml(self, out_dir: Path, precision: str) -> Path:
         if self.dynamic:
@@ -401,7 +402,7 @@ class Exporter:
                 if self.float_output():
                     header["int8_float_modules"]["tflite_output_op"] = (
                         "float: in int8 TFLite files the op writing the output also computes in float "
-                        "(weights stored as int8)")
+                        "(weights stored as int8); in int8 ONNX files that node and its input are float")
         # Before writing anything: drop the entries of files about to be replaced (the ONNX fp32 file is
         # also written for ONNX int8) and of files the manifest can no longer vouch for.
         writing = {self.filename(t, p) for t, p in jobs} | {self.filename("onnx", "fp32") for t, _ in jobs if t == "onnx"}

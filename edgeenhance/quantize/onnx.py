@@ -34,16 +34,22 @@ def import_nncf():
 
 
 def quantize_onnx(fp32_path: Path, out_path: Path, calib: list[np.ndarray], method: str = "nncf",
-                  float_modules=(), weight_scales: str = "channel", asymmetric_activations: bool = False) -> Path:
+                  float_modules=(), weight_scales: str = "channel", asymmetric_activations: bool = False,
+                  float_output: bool = False) -> Path:
     """fp32 .onnx -> int8 QDQ, calibrated on ``calib`` NCHW batches; ``float_modules`` stay float;
     ``weight_scales``: one int8 scale per output channel ('channel') or per weight tensor ('tensor');
     ``asymmetric_activations``: activations with a zero point, as TFLite and our QAT quantize them
-    (NNCF's default preset makes them symmetric; onnxruntime's are asymmetric either way)."""
+    (NNCF's default preset makes them symmetric; onnxruntime's are asymmetric either way);
+    ``float_output``: the nodes writing the graph's outputs stay float too (their input is then not
+    rounded to an int8 range calibrated on other images)."""
     import onnx
 
     model = onnx.load(str(fp32_path))
     name = model.graph.input[0].name
     keep = float_nodes(model, float_modules)
+    if float_output:
+        outputs = {o.name for o in model.graph.output}
+        keep += [n.name for n in model.graph.node if outputs & set(n.output) and n.name not in keep]
     if method == "nncf":
         import logging
 
