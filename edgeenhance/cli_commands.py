@@ -524,11 +524,11 @@ def add_info(sub, parse_size):
 
 def model_info(spec: str, size=(1080, 1920)) -> dict:
     from edgeenhance.models.macs import count_macs, count_params
-    from edgeenhance.models.registry import ZOO, deploy_forms, load_int8_model, load_model
+    from edgeenhance.models.registry import CLASSICAL, ZOO, deploy_forms, load_int8_model, load_model
 
     m = load_model(spec)
     info = {"model": spec, "family": m.family, "config": m.config}
-    if m.family in ("lime", "tonecomp"):
+    if m.family in CLASSICAL:
         info.update(params=0, note="classical algorithm (no network)")
         return info
     h, w = size
@@ -541,7 +541,7 @@ def model_info(spec: str, size=(1080, 1920)) -> dict:
         info["forms"][name] = {
             "input": {"shape": [1, 3, *(fixed or ["H", "W"])], "layout": "NCHW", "dtype": "float32", "range": [0, 1]},
             "output": ({"shape": [1, 12 * m.bins, m.config["grid_size"], m.config["grid_size"]], "layout": "NCHW",
-                        "meaning": "bilateral grid, channel d*12 + c*4 + j"} if f.output == "grid" else
+                        "meaning": f"bilateral grid, {f.extras['grid_layout']}"} if f.output == "grid" else
                        {"shape": [1, 3, *(fixed or ["H", "W"])], "layout": "NCHW", "dtype": "float32", "range": [0, 1]}),
             "size_multiple": m.pad_multiple,
             # the PyTorch model is NCHW; exported TFLite files default to channel-last

@@ -360,7 +360,7 @@ class Exporter:
             shape_out = shape_in
         return {"input": {"name": "image", "shape": shape_in, "dtype": "float32"},
                 "output": {"name": "output", "shape": shape_out, "dtype": "float32",
-                           **({"range": None, "meaning": "bilateral grid, channel d*12 + c*4 + j"}
+                           **({"range": None, "meaning": f"bilateral grid, {self.form.extras['grid_layout']}"}
                               if self.form.output == "grid" else {})}}
 
     # -- front door -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+GRID_LAYOUT = "channel d*12 + c*4 + j"  # coefficient (row c, column j) of luminance bin d
 MIN_ILLUMINATION = 0.05  # caps the gain at 20x: keeps int8 ranges sane and noise bounded
 
 

@@ -244,9 +244,11 @@ def deploy_forms(model) -> dict[str, DeployForm]:
         raise UserError(f"'{model.family}' is a classical algorithm, not a network: it cannot be exported")
     forms = {"full": DeployForm("full", model, None, "image")}
     if model.family == "bilateral":
+        from edgeenhance.models.bilateral import GRID_LAYOUT
+
         lr = model.lowres
         forms["grid"] = DeployForm("grid", model.grid_form(), (lr, lr), "grid",
-                                   {"guide": model.guide_params(), "grid_layout": "channel d*12 + c*4 + j"})
+                                   {"guide": model.guide_params(), "grid_layout": GRID_LAYOUT})
     return forms
 
 
