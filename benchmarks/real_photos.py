@@ -45,19 +45,15 @@ def real_frames(data: Path, n: int | None, exposure: str = "under"):
     """Held-out real frames that are badly exposed the ``exposure`` way (the training filter)."""
     from edgeenhance.data.imageio import read_image
     from edgeenhance.data.photosets import photo_files
-    from edgeenhance.train.bilateral import _badly_exposed
+    from edgeenhance.train.bilateral import badly_exposed
 
     out = []
     for sub in FOLDERS[exposure]:
         for f in photo_files(data / "exposure" / sub, "val"):
             img = read_image(f)
-            if _badly_exposed(img, exposure):
+            if badly_exposed(img, exposure):
                 out.append((f"{sub}/{f.name}", img))
     return out[::max(1, len(out) // n)] if n else out
-
-
-def dark_frames(data: Path, n: int | None):
-    return real_frames(data, n, "under")
 
 
 def held_out_photos(data: Path):

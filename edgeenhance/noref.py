@@ -7,7 +7,8 @@ import numpy as np
 
 CLIP_LEVEL = 254.5 / 255  # a channel that rounds to 255 in an 8-bit file
 LOE_SIDE = 100
-_REC709 = np.array([0.2126, 0.7152, 0.0722], np.float32)
+REC709 = (0.2126, 0.7152, 0.0722)  # luminance weights of linear-ish sRGB, as the metrics use them
+_REC709 = np.array(REC709, np.float32)
 
 
 def _check(inp: np.ndarray, out: np.ndarray) -> None:

@@ -37,10 +37,10 @@ def domains(data: Path, progress: bool = True):
     import numpy as np
 
     from edgeenhance.data.photosets import load_photos, photo_files
-    from edgeenhance.train.bilateral import _badly_exposed
+    from edgeenhance.train.bilateral import badly_exposed
 
     over = load_photos(photo_files(data / "exposure" / "sice_part1", "train"), MAX_SIDE, progress, "over-exposed frames",
-                       keep=lambda img: _badly_exposed(img, "over"))
+                       keep=lambda img: badly_exposed(img, "over"))
     normal = load_photos(photo_files(data / "photos", "train"), MAX_SIDE, progress, "well-exposed photos")
     return [o.astype(np.float32) / 255 for o in over], [n.astype(np.float32) / 255 for n in normal]
 

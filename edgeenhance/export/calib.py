@@ -52,7 +52,8 @@ def calibration_images(model, calib: str, n: int, size: tuple[int, int]) -> list
         pairs, exposure = synthetic_pairs(model, n, size, CALIB_SEED), task_exposure(model)
         if exposure not in EXTREME_EV:
             return [x if i % 2 == 0 else y for i, (x, y) in enumerate(pairs)]
-        return [[x, y, _extreme(y, exposure, CALIB_SEED + i)][i % 3] for i, (x, y) in enumerate(pairs)]
+        return [x if i % 3 == 0 else y if i % 3 == 1 else _extreme(y, exposure, CALIB_SEED + i)
+                for i, (x, y) in enumerate(pairs)]
     from edgeenhance.data.imageio import list_images, read_image
 
     folder = Path(calib)

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeenhance.noref import REC709
+
 GRID_LAYOUT = "channel d*12 + c*4 + j"  # coefficient (row c, column j) of luminance bin d
 MIN_ILLUMINATION = 0.05  # caps the gain at 20x: keeps int8 ranges sane and noise bounded
 
@@ -25,9 +27,6 @@ def conv(cin, cout, stride=1, act=True):
     if act:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
-
-
-LUMA = (0.2126, 0.7152, 0.0722)
 
 
 class Guide(nn.Module):
@@ -42,7 +41,7 @@ class Guide(nn.Module):
         if hidden == 0:
             self.conv1 = nn.Conv2d(3, 1, 1)
             with torch.no_grad():
-                self.conv1.weight.copy_(torch.tensor(LUMA).view(1, 3, 1, 1))
+                self.conv1.weight.copy_(torch.tensor(REC709).view(1, 3, 1, 1))
                 self.conv1.bias.zero_()
         else:
             self.conv1 = nn.Conv2d(3, hidden, 1)

@@ -53,7 +53,7 @@ def _photo_source(data, crop, seed, batch, start, workers, n_val, progress, log,
     return it, val
 
 
-def _badly_exposed(img, exposure: str) -> bool:
+def badly_exposed(img, exposure: str) -> bool:
     from edgeenhance.noref import mean_luminance
 
     return mean_luminance(img) < DARK_MAX if exposure == "under" else mean_luminance(img) > BRIGHT_MIN
@@ -64,7 +64,7 @@ def _real_source(folders, crop, seed, batch, start, workers, progress, log, expo
     from edgeenhance.data.photosets import PhotoCrops, batches, load_photos, photo_files
 
     def keep(img):
-        return _badly_exposed(img, exposure)
+        return badly_exposed(img, exposure)
 
     train, val = [], []
     for f in folders:
@@ -143,12 +143,11 @@ def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8,
         raise UserError(f"--render-mix must be in [0, 1), got {render_mix}")
     state = TrainingState(state_path) if resume else None  # read and checked before any data work
     if teacher is not None:
-        from edgeenhance.train.distill import _checkpoint
+        from edgeenhance.train.distill import load_teacher
 
         if not zero_ref:
             raise UserError("--teacher needs --zero-ref: the real photos the teacher's outputs become targets for")
-        teacher = _checkpoint(teacher, "resnet_generator", "--teacher",
-                              "a CycleGAN generator checkpoint (teacher.safetensors from `train cyclegan`)", dev)
+        teacher = load_teacher(teacher, dev)
     seed_everything(seed)
     model = BilateralEnhancer(**(model_config or {})).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)

@@ -40,12 +40,17 @@ def _checkpoint(spec, family: str, option: str, what: str, device="cpu"):
     return spec
 
 
+def load_teacher(spec, device="cpu"):
+    """The CycleGAN over -> normal generator from a checkpoint path (or a built model), checked."""
+    return _checkpoint(spec, "resnet_generator", "--teacher",
+                       "a CycleGAN generator checkpoint (teacher.safetensors from `train cyclegan`)", device)
+
+
 def check_inputs(teacher, discriminator=None, init=None, student_size="small", w_adv=0.0, device="cpu"):
     """(teacher, discriminator or None, init student or None), each read and checked: the right model
     family, and an ``init`` of the ``student_size`` asked for. Run before any data work, so that a
     wrong file is reported in a second, not after the training images are rendered."""
-    teacher = _checkpoint(teacher, "resnet_generator", "--teacher",
-                          "a CycleGAN generator checkpoint (teacher.safetensors from `train cyclegan`)", device)
+    teacher = load_teacher(teacher, device)
     if w_adv > 0 and discriminator is None:
         raise UserError("--adv needs --discriminator (discriminator_normal.safetensors from `train cyclegan`)")
     if discriminator is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from edgeenhance.noref import REC709
+
 
 def color_loss(out, target):
     """Mean angle between RGB vectors of output and target (DeepUPE's colour loss)."""
@@ -62,6 +64,6 @@ def new_clipping_loss(x, s, limit: float = 0.97, bright: float = 0.9):
     """Penalty on pushing pixels that were not already bright to white (before the output clip): a
     low-light model must lift shadows, not blow out the lamps and skies it was given. On luminance, so
     that it lowers the gain of all three channels alike (per channel it tinted highlights blue)."""
-    w = x.new_tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)
+    w = x.new_tensor(REC709).view(1, 3, 1, 1)
     pre = ((x / s.clamp(min=1e-3)) * w).sum(1, keepdim=True)
     return (torch.relu(pre - limit) * ((x * w).sum(1, keepdim=True) < bright)).mean()
