@@ -241,7 +241,21 @@ def format_phone_table(rows: list[dict], host_rows: list[dict] | None = None) ->
     return "\n".join(lines)
 
 
-def bench_adb(a, threads: list[int]) -> int:
+@dataclass
+class PhoneBench:
+    """What `edgeenhance bench --device adb[:SERIAL]` measures: TFLite files on a phone, each delegate."""
+
+    files: list
+    device: str = "adb"  # adb or adb:SERIAL
+    delegate: str = "cpu"  # comma list: cpu,xnnpack,gpu,nnapi
+    benchmark_binary: Path | None = None
+    runs: int = 10
+    warmup: int = 2
+    reference: bool = True  # also time the host float reference
+    json: Path | None = None
+
+
+def bench_adb(a: PhoneBench, threads: list[int]) -> int:
     """`edgeenhance bench --device adb[:SERIAL] ...`"""
     from edgeenhance.fileio import write_json
 
@@ -260,7 +274,7 @@ def bench_adb(a, threads: list[int]) -> int:
     rows = run_phone_bench(a.files, subprocess_runner(adb_path), serial, a.benchmark_binary, threads, delegates,
                            max(a.runs, 1), a.warmup, on_result=save)
     host = []
-    if not a.no_reference:  # the host float reference beside the phone numbers
+    if a.reference:  # the host float reference beside the phone numbers
         from edgeenhance.export.manifest import find_entry, reference_model
         from edgeenhance.runtime.bench import measure_isolated
 

@@ -1,13 +1,20 @@
-"""The `edgeenhance` command line. Heavy libraries are imported inside the handlers so that
-`edgeenhance --help` stays fast."""
+"""The `edgeenhance` command line: `edgeenhance X` is defined in `edgeenhance/cli/X.py` (a dash in a
+command's name is an underscore in its module's), each module with an ``add(sub)`` that registers it.
+Heavy libraries are imported inside the handlers so that `edgeenhance --help` stays fast."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from edgeenhance import __version__
+from edgeenhance.cli.args import parse_size, positive  # noqa: F401  (the CLI's argument types, re-exported)
 from edgeenhance.errors import UserError
+
+# the commands in the order `edgeenhance --help` lists them
+COMMANDS = ("data", "train", "distill", "enhance", "eval", "info", "export", "quantize", "bench", "report",
+            "gpu-report", "demo", "emulate")
 
 EPILOG = """examples:
   edgeenhance data synth --kind paired --n 200 -o data/under
@@ -19,29 +26,6 @@ EPILOG = """examples:
 """
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'HxW' (or a single number for a square) -> (H, W)."""
-    try:
-        parts = [int(p) for p in text.lower().replace("*", "x").split("x")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a size; use HxW, e.g. 1080x1920") from None
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a size; use HxW, e.g. 1080x1920")
-    return parts[0], parts[1]
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="edgeenhance", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -49,17 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "the phone model matches the float one and is fast enough for a camera preview.")
     p.add_argument("--version", action="version", version=f"edgeenhance {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    from edgeenhance import cli_commands as c
-
-    c.add_data(sub, _positive, parse_size)
-    c.add_train(sub, _positive)
-    c.add_distill(sub, _positive)
-    c.add_enhance(sub)
-    c.add_eval(sub, _positive)
-    c.add_info(sub, parse_size)
-    from edgeenhance import cli_deploy as d
-
-    d.add_all(sub, _positive, parse_size)
+    for name in COMMANDS:
+        importlib.import_module(f"edgeenhance.cli.{name.replace('-', '_')}").add(sub)
     return p
 
 

@@ -1,13 +1,14 @@
-"""Command-line glue for phones: `bench --device adb` and `emulate arm64`."""
+"""`edgeenhance emulate arm64`: a TFLite file under qemu with the aarch64 LiteRT build."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from edgeenhance.cli.args import FMT, positive
 
-def add(sub, positive):
-    e = sub.add_parser("emulate", formatter_class=argparse.RawDescriptionHelpFormatter,
+
+def add(sub):
+    e = sub.add_parser("emulate", formatter_class=FMT,
                        help="run a TFLite model with the aarch64 LiteRT interpreter under qemu",
                        description="ARM64 numerics check: runs MODEL.tflite with the aarch64 build of LiteRT under\n"
                                    "qemu user-mode emulation, on the same inputs as the host run, and reports\n"
@@ -38,9 +39,3 @@ def cmd_emulate(a):
         from edgeenhance.fileio import write_json
 
         write_json(a.json, res)
-
-
-def bench_on_phone(a, threads):
-    from edgeenhance.runtime.adb import bench_adb
-
-    return bench_adb(a, threads)
