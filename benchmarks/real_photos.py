@@ -139,7 +139,7 @@ def main(argv=None):
     from edgeenhance.evaluate import evaluate, evaluate_input, evaluate_noref, evaluate_noref_input, fast_enhance
     from edgeenhance.fileio import write_json, write_text
     from edgeenhance.metrics import psnr
-    from edgeenhance.models.registry import CLASSICAL, ZOO, deploy_forms, load_model
+    from edgeenhance.models.registry import ZOO, deploy_forms, is_classical, load_model
     from edgeenhance.sheet import contact_sheet
 
     torch.set_num_threads(a.threads)
@@ -165,7 +165,7 @@ def main(argv=None):
         same = [psnr(np.clip(fast_enhance(m, img), 0, 1), img) for _, img in photos]
         rows[lab] = {"dark": r, "pairs": evaluate(m, pairs, progress=True, desc=f"{lab} pairs"),
                      "well_exposed": {"psnr_vs_input": float(np.mean(same)), "worst": float(np.min(same))}}
-        if not a.no_int8 and getattr(m, "family", None) not in CLASSICAL and "grid" in deploy_forms(m):
+        if not a.no_int8 and not is_classical(m) and "grid" in deploy_forms(m):
             rows[lab]["int8"] = int8_fidelity(m, dark + photos, a.threads, spec if spec in ZOO else None)
         print(f"{lab}: {time.time() - t:.0f} s")
 

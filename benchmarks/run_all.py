@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Speed, size and accuracy targets of the shipped models, measured side by side in one run.
 
-Prints tables and writes benchmarks/results/results.json. Usage:
+Prints tables and writes benchmarks/results/results.json (rendered into docs/results.md by
+benchmarks/render_results.py). Usage:
     python benchmarks/run_all.py [--threads 2] [--runs 10] [--sizes 256,512,1080p,12mp] [--models ...]
 
 Each file is timed end to end in a fresh process (the rows). The int8/fp32 model speed-up is
@@ -10,7 +11,8 @@ by run as a pair (medians; each variant, bilateral --all-int8 and NCHW, student 
 weights, in its own pair with its fp32 file): the grid network is under a millisecond, where end-to-end times
 are ruled by the slicing pass and by machine noise. PSNR(int8, float) is reported on the timing photo
 (rows) and, in the summary, as mean and worst over eight bench photos (seeds 4,000,000-4,000,007)
-per size. The summary says which targets each model meets.
+per size. The summary says which targets each model meets. The files measured are the ones each
+export's manifest.json lists (target, precision), never names rebuilt here.
 
 Targets (issue: export, int8 quantization and the runtime harness):
 - int8 TFLite >= 2x faster than fp32 TFLite, file <= 30% of fp32, PSNR(int8, float) >= 38 dB
@@ -24,6 +26,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +50,35 @@ class NumpyPass:
         t = time.perf_counter()
         np.multiply(self.a, np.float32(1.0), out=self.out)
         return time.perf_counter() - t
+
+
+def listed(out_dir: Path, target: str | None = None, precision: str | None = None,
+           form: str | None = None, model: str | None = None) -> list[Path]:
+    """The files OUT/manifest.json lists, filtered by target, precision, form and model (an entry without
+    a form or model has the manifest's top-level one), sorted by name."""
+    from edgeenhance.export.manifest import read_manifest
+
+    m = read_manifest(out_dir)
+    if m is None:
+        raise FileNotFoundError(f"{out_dir}: no manifest.json (export into it first)")
+    want = {"target": target, "precision": precision, "form": form, "model": model}
+    hits = [e["file"] for e in m["files"]
+            if all(v is None or e.get(k, m.get(k)) == v for k, v in want.items())]
+    return [Path(out_dir) / f for f in sorted(hits)]
+
+
+def exported(out_dir: Path, target: str, precision: str, form: str | None = None, model: str | None = None) -> Path:
+    """The one file an export wrote into OUT for (target, precision), as its manifest.json names it."""
+    hits = listed(out_dir, target, precision, form, model)
+    if len(hits) != 1:
+        raise LookupError(f"{out_dir}/manifest.json lists {len(hits)} {target} {precision} files"
+                          f"{'' if form is None else f' of form {form}'}, not one: {[h.name for h in hits]}")
+    return hits[0]
+
+
+def rel(path: Path) -> str:
+    """How rows and the summary name a file: its export folder and its name."""
+    return f"{path.parent.name}/{path.name}"
 
 
 def numpy_pass_ms(runs=20) -> float:
@@ -182,7 +214,7 @@ def accuracy(files: list[Path], model_name: str, size) -> dict:
     for f in files:
         pipe = make_pipeline(open_engine(f, 2), find_entry(f))
         vals = [min(psnr(pipe(im), ref), 120.0) for im, ref in zip(imgs, refs)]
-        out[f"{f.parent.name}/{f.name}"] = {"mean": float(np.mean(vals)), "min": float(np.min(vals)), "n": len(vals),
+        out[rel(f)] = {"mean": float(np.mean(vals)), "min": float(np.min(vals)), "n": len(vals),
                        "per_image": [round(v, 2) for v in vals]}
     return out
 
@@ -196,77 +228,78 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--json-name", default="results.json")
     a = ap.parse_args()
-    from edgeenhance.export import Exporter
+    from edgeenhance.export import ExportOptions, Exporter
     from edgeenhance.fileio import write_json
     from edgeenhance.runtime.bench import measure_isolated
 
+    options = ExportOptions(calib_images=32, verify_images=2, progress=False)  # the benchmark's export settings
+
+    def export(model, out, targets, precisions, **changes):
+        """One export with ``options`` (some changed); returns its folder, whose manifest names the files."""
+        Exporter(model, options.but(**changes), log=lambda *_: None).export(targets, precisions, out)
+        return out
+
     sizes = [s for s in a.sizes.split(",") if s]
     a.out.mkdir(parents=True, exist_ok=True)
-    rows, acc, speed = [], {}, {}
+    rows, acc, speed, names = [], {}, {}, {}
     floor = numpy_pass_ms()
     print(f"numpy 1080p read+write pass: {floor:.2f} ms")
     # Bilateral: one grid export serves every photo size.
     models = a.models.split(",")
-    bil = a.out / "bilateral_grid"
     if "bilateral" in models:
-        Exporter("bilateral", form="grid", size=(512, 512), calib_images=32, verify_images=4, progress=False,
-                 log=lambda *_: None).export(["tflite", "onnx"], ["fp32", "int8"], bil)
-        bil8 = a.out / "bilateral_grid_all_int8"  # --all-int8: the global path in int8 too
-        Exporter("bilateral", form="grid", size=(512, 512), calib_images=32, verify_images=4, progress=False,
-                 all_int8=True, min_psnr=0, log=lambda *_: None).export(["tflite"], ["int8"], bil8)
-        bilc = a.out / "bilateral_grid_nchw"  # --layout nchw: TRANSPOSE ops at both ends, for comparison
-        Exporter("bilateral", form="grid", size=(512, 512), calib_images=32, verify_images=2, progress=False,
-                 layout="nchw", log=lambda *_: None).export(["tflite"], ["fp32", "int8"], bilc)
+        bil = export("bilateral", a.out / "bilateral_grid", ["tflite", "onnx"], ["fp32", "int8"], form="grid",
+                     size=(512, 512), verify_images=4)
+        # --all-int8: the global path in int8 too
+        bil8 = export("bilateral", a.out / "bilateral_grid_all_int8", ["tflite"], ["int8"], form="grid",
+                      size=(512, 512), verify_images=4, all_int8=True, min_psnr=0)
+        # --layout nchw: TRANSPOSE ops at both ends, for comparison
+        bilc = export("bilateral", a.out / "bilateral_grid_nchw", ["tflite"], ["fp32", "int8"], form="grid",
+                      size=(512, 512), layout="nchw")
+        bil_files = {"fp32": exported(bil, "tflite", "fp32"), "int8": exported(bil, "tflite", "int8"),
+                     "int8_all": exported(bil8, "tflite", "int8"),
+                     "fp32_nchw": exported(bilc, "tflite", "fp32"), "int8_nchw": exported(bilc, "tflite", "int8")}
         # The grid network's input size is fixed whatever the photo size: one model-level measurement.
-        speed["bilateral"] = paired_speed({"fp32": bil / "bilateral_grid_fp32.tflite",
-                                           "int8": bil / "bilateral_grid_int8.tflite",
-                                           "int8_all": bil8 / "bilateral_grid_int8.tflite",
-                                           "fp32_nchw": bilc / "bilateral_grid_fp32.tflite",
-                                           "int8_nchw": bilc / "bilateral_grid_int8.tflite"},
-                                          [("fp32", "int8"), ("fp32", "int8_all"), ("fp32_nchw", "int8_nchw")],
+        speed["bilateral"] = paired_speed(bil_files, [("fp32", "int8"), ("fp32", "int8_all"), ("fp32_nchw", "int8_nchw")],
                                           a.threads, max(50, a.runs * 80))
     for s in (sizes if "bilateral" in models else []):
         size = SIZES[s]
-        for f in ("bilateral_grid_fp32.tflite", "bilateral_grid_int8.tflite", "bilateral_grid_fp32.onnx",
-                  "bilateral_grid_int8.onnx"):
-            r = measure_isolated("file", str(bil / f), size, a.threads, a.runs, 2)
-            rows.append(dict(r, model="bilateral", size_name=s, file=f"{bil.name}/{f}"))
+        names[("bilateral", s)] = {k: rel(bil_files[k]) for k in ("fp32", "int8")}
+        for f in listed(bil, "tflite") + listed(bil, "onnx"):
+            r = measure_isolated("file", str(f), size, a.threads, a.runs, 2)
+            rows.append(dict(r, model="bilateral", size_name=s, file=rel(f)))
         rows.append(dict(measure_isolated("torch", "bilateral", size, a.threads, max(2, a.runs // 3), 1),
                          model="bilateral", size_name=s))
         rows.append({"model": "lime", "file": "LIME (numpy/scipy)", "size_name": s, "precision": "fp64",
                      "latency_ms": {"p50": lime_ms(size)}})
         if s != "12mp":  # the float reference takes ~16 s per 12 MP photo
-            acc[("bilateral", s)] = accuracy([bil / "bilateral_grid_int8.tflite", bil / "bilateral_grid_int8.onnx",
-                                              bil8 / "bilateral_grid_int8.tflite"], "bilateral", size)
+            acc[("bilateral", s)] = accuracy([exported(bil, "tflite", "int8"), exported(bil, "onnx", "int8"),
+                                              exported(bil8, "tflite", "int8")], "bilateral", size)
         print(f"  bilateral done at {s}")
-    # Student: fixed-size graphs, one export per size (12 MP skipped: see README).
+    # Student: fixed-size graphs, one export per size (12 MP skipped: the float reference alone takes minutes).
     for s in [x for x in sizes if x != "12mp" and "student-small" in models]:
         size = SIZES[s]
-        d = a.out / f"student_{s}"
-        Exporter("student-small", size=size, calib_images=32, verify_images=2, progress=False,
-                 log=lambda *_: None).export(["tflite", "onnx"], ["fp32", "int8"], d)
+        d = export("student-small", a.out / f"student_{s}", ["tflite", "onnx"], ["fp32", "int8"], size=size)
         # For comparison: plain post-training int8 of the float weights (encoder kept float), what the
         # exporter gives with --float-weights; the default above starts from the shipped QAT weights.
-        dp = a.out / f"student_{s}_ptq"
-        Exporter("student-small", size=size, calib_images=32, verify_images=2, progress=False, int8_model=None,
-                 log=lambda *_: None).export(["tflite"], ["int8"], dp)
+        dp = export("student-small", a.out / f"student_{s}_ptq", ["tflite"], ["int8"], size=size, float_weights=True)
+        ptq = exported(dp, "tflite", "int8")
+        names[("student-small", s)] = {k: rel(exported(d, "tflite", k)) for k in ("fp32", "int8")}
         speed[("student-small", s)] = paired_speed(
-            {"fp32": d / "student-small_full_fp32.tflite", "int8": d / "student-small_full_int8.tflite",
-             "int8_ptq": dp / "student-small_full_int8.tflite"}, [("fp32", "int8"), ("fp32", "int8_ptq")],
-            a.threads, max(10, a.runs * {"256": 30, "512": 8}.get(s, 2)))
-        for f in sorted(d.glob("*.tflite")) + sorted(d.glob("*.onnx")) + [dp / "student-small_full_int8.tflite"]:
+            {"fp32": exported(d, "tflite", "fp32"), "int8": exported(d, "tflite", "int8"), "int8_ptq": ptq},
+            [("fp32", "int8"), ("fp32", "int8_ptq")], a.threads, max(10, a.runs * {"256": 30, "512": 8}.get(s, 2)))
+        for f in listed(d, "tflite") + listed(d, "onnx") + [ptq]:
             rows.append(dict(measure_isolated("file", str(f), size, a.threads, a.runs, 2), model="student-small",
-                             size_name=s, file=f"{f.parent.name}/{f.name}"))
+                             size_name=s, file=rel(f)))
         rows.append(dict(measure_isolated("torch", "student-small", size, a.threads, max(2, a.runs // 3), 1),
                          model="student-small", size_name=s))
-        acc[("student-small", s)] = accuracy(sorted(d.glob("*int8.*")) + [dp / "student-small_full_int8.tflite"],
-                                             "student-small", size)
+        acc[("student-small", s)] = accuracy(listed(d, precision="int8") + [ptq], "student-small", size)
         print(f"  student done at {s}")
-    summary = summarize(rows, acc, speed)
+    summary = summarize(rows, acc, speed, names)
     if "bilateral" in models:
-        summary["bilateral_1080p_end_to_end"] = end_to_end_vs_numpy(bil / "bilateral_grid_int8.tflite", a.threads)
-    write_json(a.out / a.json_name, {"threads": a.threads, "machine": cpu_info(), "numpy_1080p_pass_ms": floor, "rows": rows,
-                                        "summary": summary})
+        summary["bilateral_1080p_end_to_end"] = end_to_end_vs_numpy(exported(bil, "tflite", "int8"), a.threads)
+    write_json(a.out / a.json_name, {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                     "threads": a.threads, "machine": cpu_info(), "numpy_1080p_pass_ms": floor,
+                                     "rows": rows, "summary": summary})
     print_tables(rows, summary)
     return 0
 
@@ -281,21 +314,23 @@ def _row(rows, model, size, file):
 MIN_PSNR = {"bilateral": 38.0, "student-small": 32.0}  # the issue's targets for PSNR(int8, float)
 
 
-def summarize(rows, acc, speed):
+def summarize(rows, acc, speed, names):
     """Per model and size: int8 vs fp32 TFLite (model alone and end to end), file ratio, accuracy over
-    the bench photos, and whether each target is met."""
+    the bench photos, and whether each target is met. ``names[(model, size)]`` gives the default fp32
+    and int8 TFLite files ("folder/file", as the manifest named them)."""
     out = {}
     for model in ("bilateral", "student-small"):
         for s in SIZES:
-            d = "bilateral_grid" if model == "bilateral" else f"student_{s}"
-            stem = "bilateral_grid" if model == "bilateral" else "student-small_full"
-            f32, i8 = _row(rows, model, s, f"{d}/{stem}_fp32.tflite"), _row(rows, model, s, f"{d}/{stem}_int8.tflite")
+            files = names.get((model, s))
+            if not files:
+                continue
+            f32, i8 = _row(rows, model, s, files["fp32"]), _row(rows, model, s, files["int8"])
             ms = speed.get("bilateral") if model == "bilateral" else speed.get((model, s))
             if not (f32 and i8 and ms):
                 continue
             main = ms["fp32/int8"]
-            bench = acc.get((model, s), {}).get(f"{d}/{stem}_int8.tflite")
-            e = {"model_ms_invoke": ms, "model_int8_speedup": main["fp32"] / main["int8"],
+            bench = acc.get((model, s), {}).get(files["int8"])
+            e = {"files": dict(files), "model_ms_invoke": ms, "model_int8_speedup": main["fp32"] / main["int8"],
                  "model_int8_speedup_by_round": speedup_by_round(main),
                  "end_to_end_ms": {"fp32": f32["latency_ms"]["p50"], "int8": i8["latency_ms"]["p50"]},
                  "end_to_end_int8_speedup": f32["latency_ms"]["p50"] / i8["latency_ms"]["p50"],
@@ -333,9 +368,7 @@ def print_tables(rows, summary):
         if "model_int8_speedup" not in e:
             continue
         acc = e.get("int8_psnr_vs_float_over_bench_photos") or {}
-        default = ("bilateral_grid/" if k.startswith("bilateral") else f"student_{k.split('@')[1]}/")
-        worst = min((v["min"] for f, v in acc.items() if f.startswith(default) and f.endswith("int8.tflite")),
-                    default=None)
+        worst = (acc.get(e["files"]["int8"]) or {}).get("min")
         allx = e.get("model_all_int8_speedup", e.get("model_float_weights_ptq_speedup"))
         r = e["model_int8_speedup_by_round"]
         print(f"{k:<22}{e['model_int8_speedup']:>9.2f}{r['rounds_min']:>6.2f}-{r['rounds_max']:<5.2f}"

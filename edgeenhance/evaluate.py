@@ -101,17 +101,12 @@ def evaluate_input(pairs) -> dict:
 
 
 def fast_enhance(model, img: np.ndarray, device="cpu", inplace: bool = False) -> np.ndarray:
-    """Like ``enhance_array``; for the bilateral model it runs the deployed path instead (low-res
-    network in PyTorch + fused numba slicing), the same numbers about 40x faster at 12 MP."""
-    if getattr(model, "family", None) != "bilateral":
-        return enhance_array(model, img, device, inplace=inplace)
-    from edgeenhance.runtime.fused_slice import fused_slice, resize_bilinear
-
-    img = np.ascontiguousarray(img, np.float32)
-    low = resize_bilinear(img, (model.lowres, model.lowres))
-    with torch.no_grad():
-        grid = model.gridnet(torch.from_numpy(low.transpose(2, 0, 1).copy())[None].to(device))[0].float().cpu().numpy()
-    return fused_slice(img, grid, model.guide_params())
+    """Like ``enhance_array``, through the path the model deploys as where it has its own
+    (``enhance_deployed``: the bilateral model's low-res network + fused slicing, about 40x faster
+    at 12 MP with the same numbers)."""
+    deployed = getattr(model, "enhance_deployed", None)
+    out = deployed(img, device) if deployed is not None else None
+    return enhance_array(model, img, device, inplace=inplace) if out is None else out
 
 
 NOREF_KEYS = ("niqe", "loe", "mean_lum", "dark_lift", "new_clipped", "clipped_before", "clipped_after", "bright_drop")

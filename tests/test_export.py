@@ -212,7 +212,7 @@ def test_onnx_dynamic_takes_other_sizes(tmp_path):
     eng = open_engine(tmp_path / "tinystu_full_fp32.onnx")
     assert eng.run(np.zeros((1, 3, 48, 20), np.float32)).shape == (1, 3, 48, 20)
     with pytest.raises(UserError, match="ONNX only"):
-        ex.tflite(tmp_path, "fp32")
+        ex.convert("tflite", tmp_path, "fp32")
 
 
 def test_size_the_model_cannot_take(tmp_path, grid_export):

@@ -8,13 +8,16 @@ from edgeenhance.cli.args import FMT, parse_size, positive
 
 
 def export_options(p):
-    p.add_argument("--target", choices=["tflite", "onnx", "coreml", "all"], default="tflite")
+    from edgeenhance.export.targets import TARGETS, help_table
+
+    p.add_argument("--target", choices=[*TARGETS, "all"], default="tflite",
+                   help="where the files run (default tflite; all: every target):\n" + help_table())
     p.add_argument("--int8", action="store_true", help="also write an int8 model (post-training, calibrated)")
     p.add_argument("--fp16", action="store_true", help="also write an fp16 model (TFLite, CoreML)")
     p.add_argument("--w8a8", action="store_true",
                    help="also write a CoreML model with int8 weights and int8 activations (ranges calibrated\n"
                         "in PyTorch; CoreML's --int8 is int8 weights with fp16 compute)")
-    p.add_argument("--form", choices=["full", "grid"], default=None,
+    p.add_argument("--form", default=None, metavar="FORM",
                    help="full: image in, image out. grid (bilateral): low-res image in, grid out; slicing runs\n"
                         "beside it. Default: the form the model deploys as (bilateral: grid; others: full)")
     p.add_argument("--size", type=parse_size, help="HxW input size of the full form (default 512x512); for the grid "
@@ -67,14 +70,9 @@ def add(sub):
 
 
 def exporter(a, model, int8_model="shipped"):
-    from edgeenhance.export import Exporter
+    from edgeenhance.export import Exporter, ExportOptions
 
-    return Exporter(model, form=a.form, size=a.size, dynamic=a.dynamic, calib=a.calib, calib_images=a.calib_images,
-                    verify=a.verify,
-                    verify_images=a.verify_images, min_psnr=a.min_psnr, threads=a.threads, io_dtype=a.io,
-                    activations=a.activations, onnx_quantizer=a.onnx_quantizer, all_int8=a.all_int8,
-                    layout=a.layout, progress=not a.quiet, weight_scales=a.weight_scales,
-                    int8_model=None if getattr(a, "float_weights", False) and int8_model == "shipped" else int8_model)
+    return Exporter(model, ExportOptions.from_args(a), int8_model=int8_model)
 
 
 def precisions(a):

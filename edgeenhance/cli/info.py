@@ -17,11 +17,11 @@ def add(sub):
 
 def model_info(spec: str, size=(1080, 1920)) -> dict:
     from edgeenhance.models.macs import count_macs, count_params
-    from edgeenhance.models.registry import CLASSICAL, ZOO, deploy_forms, load_int8_model, load_model
+    from edgeenhance.models.registry import ZOO, deploy_forms, is_classical, load_int8_model, load_model
 
     m = load_model(spec)
     info = {"model": spec, "family": m.family, "config": m.config}
-    if m.family in CLASSICAL:
+    if is_classical(m):
         info.update(params=0, note="classical algorithm (no network)")
         return info
     h, w = size
@@ -33,15 +33,17 @@ def model_info(spec: str, size=(1080, 1920)) -> dict:
         fixed = f.fixed_size
         info["forms"][name] = {
             "input": {"shape": [1, 3, *(fixed or ["H", "W"])], "layout": "NCHW", "dtype": "float32", "range": [0, 1]},
-            "output": ({"shape": [1, 12 * m.bins, m.config["grid_size"], m.config["grid_size"]], "layout": "NCHW",
-                        "meaning": f"bilateral grid, {f.extras['grid_layout']}"} if f.output == "grid" else
+            "output": ({"shape": [1, *f.output_shape], "layout": "NCHW", "meaning": f.output_meaning}
+                       if f.output_shape else
                        {"shape": [1, 3, *(fixed or ["H", "W"])], "layout": "NCHW", "dtype": "float32", "range": [0, 1]}),
             "size_multiple": m.pad_multiple,
             # the PyTorch model is NCHW; exported TFLite files default to channel-last
             "tflite_layout": "NHWC (export --layout nchw keeps NCHW); ONNX and CoreML files are NCHW",
         }
+    info["fixes"] = ZOO[spec].fixes if spec in ZOO else m.fixes
+    if m.trainer:
+        info["trainer"] = m.trainer
     if spec in ZOO:
-        info["fixes"] = ZOO[spec].fixes
         tuned = load_int8_model(spec)
         if tuned is not None:  # how they were tuned, as the checkpoint records it (see mark_int8_tuned)
             floats = sorted({n for mod in tuned.modules() for n in getattr(mod, "int8_float_modules", ())})

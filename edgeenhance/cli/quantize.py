@@ -27,13 +27,13 @@ def cmd_quantize(a):
     import re
 
     from edgeenhance.export.calib import calibration_images
-    from edgeenhance.models.registry import CLASSICAL, ZOO, load_model, mark_int8_tuned, save_checkpoint
+    from edgeenhance.models.registry import ZOO, is_classical, load_model, mark_int8_tuned, save_checkpoint
     from edgeenhance.quantize.qat import per_tensor_start, qat_finetune
 
     if not 0 < a.lr < float("inf"):  # also refuses nan
         raise UserError(f"--lr must be a positive number, got {a.lr}")
     model = load_model(a.model)
-    if getattr(model, "family", None) in CLASSICAL:
+    if is_classical(model):
         raise UserError(f"'{a.model}' is a classical algorithm: nothing to quantize")
     imgs = calibration_images(model, "synthetic" if a.calib == "synthetic" else a.calib, a.images, (256, 256))
     scales = a.weight_scales or "channel"

@@ -1,5 +1,8 @@
-"""Export to TFLite, ONNX and CoreML, each verified against the PyTorch float model."""
+"""Export to every target of ``targets.TARGETS`` (TFLite, ONNX, CoreML), each file verified against the
+PyTorch float model."""
 
-from edgeenhance.export.exporter import TARGETS, Exporter, export
+from edgeenhance.export.exporter import Exporter, export
+from edgeenhance.export.options import ExportOptions
+from edgeenhance.export.targets import TARGETS, Target, register_target
 
-__all__ = ["TARGETS", "Exporter", "export"]
+__all__ = ["TARGETS", "ExportOptions", "Exporter", "Target", "export", "register_target"]

@@ -101,8 +101,8 @@ def check_entry(e: dict, where: str) -> None:
     for key in ("model", "family", "target", "precision", "runtime"):
         if key in e and not (isinstance(e[key], str) and len(e[key]) <= 1000):
             bad(key, "is not a short text")
-    if e.get("form", "full") not in ("full", "grid"):
-        bad("form", "is neither 'full' nor 'grid'")
+    if not (isinstance(e.get("form", "full"), str) and re.fullmatch(r"[a-z0-9_-]{1,32}", e.get("form", "full"))):
+        bad("form", "is not a form name (full, grid, ...)")
     if "size_bytes" in e and not _number(e["size_bytes"], 0, 1 << 40):
         bad("size_bytes", "is not a file size")
     if "input_size" in e and not (isinstance(e["input_size"], list) and len(e["input_size"]) == 2

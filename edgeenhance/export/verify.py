@@ -32,7 +32,9 @@ def advice(target: str, precision: str, got: float, need: float) -> str:
     tips = "use more calibration images (--calib-images 64), calibrate on real photos (--calib DIR)"
     if precision == "int8":
         tips += ", or fine-tune for int8 first (`edgeenhance quantize --qat`)"
-        if target == "tflite":
+        from edgeenhance.export.targets import TARGETS
+
+        if target in TARGETS and TARGETS[target].activation_bits:
             tips += "; --activations 16 (int16 activations, int8 weights) is the fallback for sensitive models"
     return (f"{target} {precision} verification failed: PSNR {got:.2f} dB against the float model, "
             f"{need - got:.2f} dB below the {need:.0f} dB threshold. Try: {tips}.")

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeenhance.models.base import DeployForm, Enhancer
 from edgeenhance.noref import REC709
 
 GRID_LAYOUT = "channel d*12 + c*4 + j"  # coefficient (row c, column j) of luminance bin d
@@ -168,10 +169,12 @@ def apply_illumination(x: torch.Tensor, coeffs: torch.Tensor) -> tuple[torch.Ten
     return torch.clamp(x / s, 0.0, 1.0), s
 
 
-class BilateralEnhancer(nn.Module):
+class BilateralEnhancer(Enhancer):
     """Full form: any-size (B, 3, H, W) image in [0, 1] -> enhanced image of the same size."""
 
     family = "bilateral"
+    fixes = "under-exposed and low-light photos"
+    trainer = "edgeenhance.train.bilateral:train_bilateral"
     exposure_task = "under"  # what its inputs look like by default; `--exposure over` checkpoints say "over"
     pad_multiple = 1
     qat_part = "gridnet"  # what int8 runtimes execute (grid form); QAT leaves the float slicing alone
@@ -209,6 +212,29 @@ class BilateralEnhancer(nn.Module):
         """Guide weights as plain lists, for the numpy/Android slicing pass."""
         return {**self.guide.params(), "bins": self.bins, "min_illumination": MIN_ILLUMINATION}
 
+    def deploy_forms(self) -> dict[str, DeployForm]:
+        """``full`` and ``grid``: the grid network alone, sliced beside it by the runtime (fused_slice,
+        GridSlicer.kt) with the guide the form's extras carry."""
+        g, lr = self.config["grid_size"], self.lowres
+        return {**super().deploy_forms(),
+                "grid": DeployForm("grid", self.grid_form(), (lr, lr), "grid",
+                                   {"guide": self.guide_params(), "grid_layout": GRID_LAYOUT},
+                                   output_shape=(12 * self.bins, g, g), output_meaning=f"bilateral grid, {GRID_LAYOUT}",
+                                   summary="grid network; slicing runs beside it", prepare=prepare_grid_form)}
+
+    def enhance_deployed(self, img, device="cpu"):
+        """The deployed path: low-res network in PyTorch + fused numba slicing, the same numbers as the
+        full model about 40x faster at 12 MP."""
+        import numpy as np
+
+        from edgeenhance.runtime.fused_slice import fused_slice, resize_bilinear
+
+        img = np.ascontiguousarray(img, np.float32)
+        low = resize_bilinear(img, (self.lowres, self.lowres))
+        with torch.no_grad():
+            grid = self.gridnet(torch.from_numpy(low.transpose(2, 0, 1).copy())[None].to(device))[0].float().cpu().numpy()
+        return fused_slice(img, grid, self.guide_params())
+
 
 def normalized_grid_net(gridnet: GridNet, offset: torch.Tensor, scale: torch.Tensor) -> GridNet:
     """A copy of ``gridnet`` whose output is (grid - offset) * scale per channel, folded into the last
@@ -230,3 +256,15 @@ def grid_normalization(gridnet: GridNet, batches) -> tuple[torch.Tensor, torch.T
     offset = grids.mean(dim=(0, 2, 3))
     spread = (grids - offset.view(1, -1, 1, 1)).abs().amax(dim=(0, 2, 3)).clamp(min=1e-3)
     return offset, 1.0 / spread
+
+
+def prepare_grid_form(net: GridNet, calibration_batches, extras: dict) -> GridNet:
+    """The grid form as exported: output channels range-normalized on the calibration images (once
+    per export; int8-tuned weights share the float graph's normalization), recorded in ``extras`` so
+    runtimes undo it."""
+    if "grid_scale" not in extras["guide"]:
+        offset, scale = grid_normalization(net, calibration_batches())
+        extras["guide"] = {**extras["guide"], "grid_offset": offset.tolist(), "grid_scale": scale.tolist()}
+        extras["grid_normalization"] = "grid = output / grid_scale + grid_offset (per channel)"
+    g = extras["guide"]
+    return normalized_grid_net(net, torch.tensor(g["grid_offset"]), torch.tensor(g["grid_scale"])).eval()

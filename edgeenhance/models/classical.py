@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeenhance.models.base import ModelContract
 
-class ClassicalEnhancer:
-    pad_multiple = 1
+
+class ClassicalEnhancer(ModelContract):
+    """A numpy algorithm with the models' tensor interface: no weights, nothing to train or export."""
+
+    classical = True
+    config: dict = {}
 
     def enhance(self, img: np.ndarray) -> np.ndarray:  # (H, W, 3) -> (H, W, 3)
         raise NotImplementedError

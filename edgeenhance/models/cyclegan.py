@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from edgeenhance.models.base import Enhancer, ModelContract
+
 
 class ResnetBlock(nn.Module):
     def __init__(self, dim):
@@ -19,10 +21,12 @@ class ResnetBlock(nn.Module):
         return x + self.block(x)
 
 
-class ResnetGenerator(nn.Module):
+class ResnetGenerator(Enhancer):
     """c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf), u(2ngf), u(ngf), c7s1-3 with tanh."""
 
     family = "resnet_generator"
+    fixes = "over-exposed photos (CycleGAN teacher; distil it into a student for phones)"
+    trainer = "edgeenhance.train.cyclegan:train_cyclegan"
     pad_multiple = 4  # two stride-2 stages
 
     def __init__(self, ngf: int = 64, n_blocks: int = 9):
@@ -49,10 +53,12 @@ class ResnetGenerator(nn.Module):
         return self.features(x)[0]
 
 
-class PatchDiscriminator(nn.Module):
+class PatchDiscriminator(ModelContract, nn.Module):
     """70x70 PatchGAN: C64-C128-C256-C512, then a 1-channel patch map of real/fake scores."""
 
     family = "patch_discriminator"
+    fixes = "nothing: CycleGAN's discriminator, used in training"
+    trainer = "edgeenhance.train.cyclegan:train_cyclegan"
 
     def __init__(self, ndf: int = 64, n_layers: int = 3):
         super().__init__()

@@ -17,6 +17,8 @@ MAX_SOLVE_PIXELS = 512 * 512  # larger photos solve T at a reduced size, then up
 class Lime(ClassicalEnhancer):
     family = "lime"
     name = "lime"
+    fixes = "low-light photos (classical LIME baseline, no training)"
+    exposure_task = "under"
 
     def __init__(self, alpha: float = 0.15, gamma: float = 0.8, sigma: float = 2.0, eps: float = 1e-3):
         self.alpha, self.gamma, self.sigma, self.eps = alpha, gamma, sigma, eps

@@ -1,8 +1,9 @@
 """The model zoo and the one interface every exporter, quantizer and runtime uses.
 
 ``load_model(spec)`` takes a zoo name or a ``.safetensors`` checkpoint and returns a model;
-``deploy_forms(model)`` says which deployable graphs it has (``full``; ``grid`` for bilateral).
-Adding a model family means adding it to ``FAMILIES`` (and, if shipped, to ``ZOO``).
+``deploy_forms(model)`` says which deployable graphs it has (the model's own ``deploy_forms``).
+A model family is one class in its own module (see ``models/base.py``); a shipped model is also
+one ``ZooEntry`` in ``ZOO``.
 """
 
 from __future__ import annotations
@@ -17,24 +18,22 @@ from torch import nn
 
 from edgeenhance.errors import UserError
 from edgeenhance.fileio import atomic_path
+from edgeenhance.models.base import DeployForm
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
 def _families() -> dict[str, Callable[..., nn.Module]]:
-    from edgeenhance.models.bilateral import BilateralEnhancer
-    from edgeenhance.models.cyclegan import PatchDiscriminator, ResnetGenerator
-    from edgeenhance.models.student import StudentGenerator
+    from edgeenhance.models.base import load_builtin_families
 
-    return {"bilateral": BilateralEnhancer, "resnet_generator": ResnetGenerator, "student": StudentGenerator,
-            "patch_discriminator": PatchDiscriminator}
+    return load_builtin_families()
 
 
 @dataclass
 class ZooEntry:
     name: str
     family: str
-    weights: str | None  # file in WEIGHTS_DIR
+    weights: str | None  # file in WEIGHTS_DIR; None: a classical algorithm
     fixes: str
     config: dict = field(default_factory=dict)
     # weights fine-tuned for int8 (quantization-aware, ``edgeenhance quantize --qat``): int8 exports
@@ -56,7 +55,15 @@ ZOO = {
     "lime": ZooEntry("lime", "lime", None, "low-light photos (classical LIME baseline, no training)"),
     "tonecomp": ZooEntry("tonecomp", "tonecomp", None, "over-exposed photos (classical highlight tone compression)"),
 }
-CLASSICAL = ("lime", "tonecomp")
+
+
+def classical_names() -> tuple[str, ...]:
+    """Families that are classical algorithms (no network: nothing to export, quantize or train)."""
+    return tuple(name for name, cls in _families().items() if getattr(cls, "classical", False))
+
+
+def is_classical(model) -> bool:
+    return bool(getattr(model, "classical", False))
 
 
 def save_checkpoint(path, model: nn.Module, name: str | None = None, extra: dict[str, torch.Tensor] | None = None,
@@ -136,7 +143,8 @@ def check_config(family: str, config) -> dict:
             shell = fams[family](**config)
     except Exception as e:  # the constructors raise several types for settings that do not fit together
         raise UserError(f"{family} settings {config} do not make a model ({type(e).__name__}: {e})") from None
-    size = 4 * sum(t.numel() for t in [*shell.parameters(), *shell.buffers()])
+    tensors = [*shell.parameters(), *shell.buffers()] if isinstance(shell, nn.Module) else []
+    size = 4 * sum(t.numel() for t in tensors)
     if size > MAX_MODEL_BYTES:
         raise UserError(f"{family} settings {config} ask for {size / 2**30:.1f} GiB of weights (at most "
                         f"{MAX_MODEL_BYTES / 2**30:.0f} GiB)")
@@ -165,14 +173,8 @@ def check_device(device) -> torch.device:
 def load_model(spec: str, device: str = "cpu"):
     """A zoo name (see ``ZOO``) or a path to a checkpoint written by edgeenhance, in eval mode."""
     check_device(device)
-    if spec == "lime":
-        from edgeenhance.models.lime import Lime
-
-        return Lime()
-    if spec == "tonecomp":
-        from edgeenhance.models.tonecomp import ToneCompress
-
-        return ToneCompress()
+    if spec in ZOO and ZOO[spec].weights is None:  # a classical algorithm: built from its settings
+        return build(ZOO[spec].family, dict(ZOO[spec].config))
     if spec in ZOO:
         entry = ZOO[spec]
         path = WEIGHTS_DIR / entry.weights
@@ -227,29 +229,13 @@ def load_int8_model(spec: str):
     return model
 
 
-@dataclass
-class DeployForm:
-    """One deployable graph of a model: NCHW float32 in [0, 1] in; an image (or a grid) out."""
-
-    name: str
-    module: nn.Module
-    fixed_size: tuple[int, int] | None  # the only input size this form takes, if any
-    output: str  # "image" or "grid"
-    extras: dict = field(default_factory=dict)  # what a runtime needs beside the graph (e.g. guide)
-
-
 def deploy_forms(model) -> dict[str, DeployForm]:
-    """The deployable forms of a model, by name."""
-    if getattr(model, "family", None) in CLASSICAL:
+    """The deployable forms of a model, by name (the model declares them)."""
+    if is_classical(model):
         raise UserError(f"'{model.family}' is a classical algorithm, not a network: it cannot be exported")
-    forms = {"full": DeployForm("full", model, None, "image")}
-    if model.family == "bilateral":
-        from edgeenhance.models.bilateral import GRID_LAYOUT
-
-        lr = model.lowres
-        forms["grid"] = DeployForm("grid", model.grid_form(), (lr, lr), "grid",
-                                   {"guide": model.guide_params(), "grid_layout": GRID_LAYOUT})
-    return forms
+    if not hasattr(model, "deploy_forms"):
+        raise UserError(f"'{getattr(model, 'family', model)}' is not an enhancer: it has no deployable form")
+    return model.deploy_forms()
 
 
 def get_form(model, form: str) -> DeployForm:

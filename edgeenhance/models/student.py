@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgeenhance.models.base import Enhancer
+
 SIZES = {"tiny": dict(width=12, blocks=2), "small": dict(width=16, blocks=4)}
 
 
@@ -52,7 +54,7 @@ class DwBlock(nn.Module):
         return x + self.body(x)
 
 
-class StudentGenerator(nn.Module):
+class StudentGenerator(Enhancer):
     """Half-resolution network with a sub-pixel head: a stride-2 stem -> inverted-residual blocks at 1/4
     -> nearest upsampling with a skip -> 3x3 heads that predict each 2x2 block's residual, put back
     at full resolution by ``shuffle2x``. No convolution runs at full resolution: there, int8 wins
@@ -61,7 +63,9 @@ class StudentGenerator(nn.Module):
     The output is ``clamp(x + residual, 0, 1)``."""
 
     family = "student"
+    fixes = "over-exposed photos (distilled from a CycleGAN teacher)"
     exposure_task = "over"
+    trainer = "edgeenhance.train.distill:distill"
     pad_multiple = 4  # two stride-2 stages
     # Kept in float compute (weights still int8) by int8 exports from the float weights (--float-weights);
     # the shipped int8-tuned weights run every layer in int8. Post-training int8 with per-channel

@@ -16,6 +16,7 @@ from edgeenhance.models.classical import ClassicalEnhancer
 class ToneCompress(ClassicalEnhancer):
     family = "tonecomp"
     name = "tonecomp"
+    fixes = "over-exposed photos (classical highlight tone compression)"
 
     def __init__(self, stops: float = 1.5, white: float = 1.0):
         self.stops, self.white = stops, white

@@ -14,7 +14,6 @@ import numpy as np
 
 from edgeenhance.errors import UserError
 
-FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml", ".mlmodel": "coreml", ".safetensors": "torch"}
 
 
 def _missing(pkg: str, what: str):
@@ -279,20 +278,19 @@ def fake_quant_per_channel(w):
 
 
 def open_engine(path, threads: int | None = None, **kw) -> Engine:
-    """Engine for a model file, chosen by its suffix (a clear error for anything else)."""
+    """Engine for a model file, chosen by its suffix from the export targets' table (a checkpoint runs in
+    PyTorch; a clear error for anything else)."""
+    from edgeenhance.export.targets import TARGETS, target_for_suffix
+
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such model file")
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise UserError(f"{path}: unknown model file type '{path.suffix}' (expected .tflite, .onnx, .mlpackage "
-                        "or .safetensors)")
-    if fmt == "onnx":
-        return OnnxEngine(path, threads)
-    if fmt == "tflite":
-        return LiteRTEngine(path, threads, **kw)
-    if fmt == "coreml":
-        return CoreMLEngine(path, threads)
-    from edgeenhance.models.registry import load_model
+    if path.suffix.lower() == ".safetensors":
+        from edgeenhance.models.registry import load_model
 
-    return TorchEngine(load_model(str(path)), threads, name=path.name)
+        return TorchEngine(load_model(str(path)), threads, name=path.name)
+    row = target_for_suffix(path.suffix)
+    if row is None:
+        known = ", ".join(s for t in TARGETS.values() for s in (t.suffix, *t.other_suffixes))
+        raise UserError(f"{path}: unknown model file type '{path.suffix}' (expected {known} or .safetensors)")
+    return row.engine_class()(path, threads, **kw)
