@@ -28,7 +28,7 @@ SIZE = (1080, 1920)
 
 
 def time_model(spec: str, threads: int, runs: int, workdir: Path) -> dict:
-    from edgeenhance.export.exporter import Exporter
+    from edgeenhance.export import Exporter, ExportOptions
     from edgeenhance.export.manifest import find_entry
     from edgeenhance.models.registry import load_model
     from edgeenhance.runtime.bench import test_image
@@ -38,7 +38,7 @@ def time_model(spec: str, threads: int, runs: int, workdir: Path) -> dict:
     model = load_model(spec)
     form = getattr(model, "default_form", "full")
     size = SIZE if form == "full" else None  # a full-form file takes one fixed size; the grid form any
-    manifest = Exporter(spec, form=form, size=size, progress=False, log=lambda *_: None).export(
+    manifest = Exporter(spec, ExportOptions(form=form, size=size, progress=False), log=lambda *_: None).export(
         ["tflite"], ["fp32", "int8"], workdir / spec)
     files = {f["precision"]: workdir / spec / f["file"] for f in manifest["files"]}
     pipes = {k: make_pipeline(open_engine(p, threads), find_entry(p)) for k, p in files.items()}

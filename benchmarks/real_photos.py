@@ -68,14 +68,14 @@ def int8_fidelity(model, photos, threads: int, spec: str | None = None) -> dict:
     ``spec``, the export is what `edgeenhance export --model SPEC --int8` writes (from the model's
     int8-tuned weights where it ships them), still compared with the float model."""
     from edgeenhance.evaluate import fast_enhance
-    from edgeenhance.export.exporter import Exporter
+    from edgeenhance.export import Exporter, ExportOptions
     from edgeenhance.export.manifest import find_entry
     from edgeenhance.metrics import psnr
     from edgeenhance.runtime.engines import open_engine
     from edgeenhance.runtime.pipeline import make_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = Exporter(spec or model, form="grid", progress=False, log=lambda *_: None).export(
+        manifest = Exporter(spec or model, ExportOptions(form="grid", progress=False), log=lambda *_: None).export(
             ["tflite"], ["fp32", "int8"], tmp)
         files = {f["precision"]: Path(tmp) / f["file"] for f in manifest["files"]}
         path = files["int8"]
