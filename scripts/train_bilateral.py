@@ -38,17 +38,19 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-RECIPE = dict(steps=1000, batch=8, crop=192, lr=1e-3, val_images=24, val_every=250, zero_ref_weight=0.1,
-              zero_ref_level=0.5, workers=1)
+from edgeenhance.train.configs import BilateralConfig  # noqa: E402  (after the path is set)
+
+RECIPE = BilateralConfig(steps=1000, batch=8, crop=192, lr=1e-3, val_images=24, val_every=250, zero_ref_weight=0.1,
+                         zero_ref_level=0.5, workers=1)
 # the over-exposure model: a linear guide (no exp per pixel: fits a 1080p preview's frame budget), real bright
 # frames for validation only (zero-reference weight 0)
-RECIPES = {"under": RECIPE, "over": {**RECIPE, "steps": 2000, "zero_ref_weight": 0.0,
-                                     "model_config": {"guide_hidden": 0}}}
+RECIPES = {"under": RECIPE, "over": replace(RECIPE, steps=2000, zero_ref_weight=0.0, model_config={"guide_hidden": 0})}
 SHIPPED = {"under": "bilateral.safetensors", "over": "bilateral_over.safetensors"}
 
 
@@ -58,7 +60,7 @@ def main(argv=None):
     p.add_argument("--exposure", choices=["under", "over"], default="under",
                    help="which model: low light (under, default) or over-exposed photos (over)")
     p.add_argument("--out", type=Path, help="run folder (default runs/bilateral or runs/bilateral-over)")
-    p.add_argument("--steps", type=int, help=f"default {RECIPES['under']['steps']} (under), {RECIPES['over']['steps']} (over)")
+    p.add_argument("--steps", type=int, help=f"default {RECIPES['under'].steps} (under), {RECIPES['over'].steps} (over)")
     p.add_argument("--render-mix", type=float, default=0.0, help="fraction of rendered pairs per batch (default 0)")
     p.add_argument("--teacher", type=Path, help="over: a CycleGAN teacher (scripts/train_cyclegan_real.py) whose "
                    "outputs on the real over-exposed frames are their targets (default: none)")
@@ -72,10 +74,10 @@ def main(argv=None):
     recipe = RECIPES[a.exposure]
     out = a.out or ROOT / "runs" / ("bilateral" if a.exposure == "under" else "bilateral-over")
     real = a.data / "exposure"
-    zero_ref = [real / "sice_part1", real / "lol_our485_low"] if a.exposure == "under" else [real / "sice_part1"]
-    r = train_bilateral(out, data=str(a.data / "photos"), zero_ref=zero_ref, exposure=a.exposure, resume=a.resume,
-                        teacher=a.teacher,
-                        render_mix=a.render_mix, **{**recipe, "steps": a.steps or recipe["steps"]})
+    zero_ref = (real / "sice_part1", real / "lol_our485_low") if a.exposure == "under" else (real / "sice_part1",)
+    r = train_bilateral(out, replace(recipe, data=str(a.data / "photos"), zero_ref=zero_ref, exposure=a.exposure,
+                                     resume=a.resume, teacher=a.teacher, render_mix=a.render_mix,
+                                     steps=a.steps or recipe.steps))
     if r["stopped"]:  # Ctrl-C or SIGTERM: the state is saved, nothing is finished to ship
         sys.exit(128 + r["signum"])
     print(f"best: {r['best']}")

@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-RECIPE = dict(epochs=200, batch=4, crop=256, lr=2e-4, lam=10.0, lam_id=0.5, gan_mode="lsgan", pool_size=50,
-              ngf=64, n_blocks=9, ndf=64)
+from edgeenhance.train.configs import CycleGANConfig  # noqa: E402  (after the path is set)
+
+RECIPE = CycleGANConfig(epochs=200, batch=4, crop=256, lr=2e-4, lam=10.0, lam_id=0.5, gan_mode="lsgan", pool_size=50,
+                        ngf=64, n_blocks=9, ndf=64)
 MAX_SIDE = 512  # photos are held in memory at this size; crops are 256
 
 
@@ -49,7 +52,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "cyclegan-real", help="run folder")
-    p.add_argument("--epochs", type=int, default=RECIPE["epochs"], help=f"default {RECIPE['epochs']} (the paper's)")
+    p.add_argument("--epochs", type=int, default=RECIPE.epochs, help=f"default {RECIPE.epochs} (the paper's)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     a = p.parse_args(argv)
@@ -58,7 +61,7 @@ def main(argv=None):
 
     over, normal = domains(a.data)
     print(f"{len(over)} real over-exposed frames, {len(normal)} well-exposed photos")
-    r = train_cyclegan(a.out, over, normal, resume=a.resume, device=a.device, **{**RECIPE, "epochs": a.epochs})
+    r = train_cyclegan(a.out, over, normal, replace(RECIPE, resume=a.resume, device=a.device, epochs=a.epochs))
     if r["stopped"]:
         sys.exit(128 + r["signum"])
     print(f"teacher: {a.out / 'teacher.safetensors'}")

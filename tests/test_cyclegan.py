@@ -8,7 +8,8 @@ from edgeenhance.models.macs import count_macs, count_params
 from edgeenhance.models.student import SIZES, student
 from edgeenhance.train.cyclegan import build_cyclegan, cyclegan_step, make_optimizers
 from edgeenhance.train.distill import distill, student_fidelity
-from edgeenhance.train.gan import ImagePool, gan_loss, linear_decay
+from edgeenhance.train.gan import ImagePool, gan_loss
+from edgeenhance.train.loop import linear_decay
 
 
 def test_cyclegan_steps_change_weights_and_losses_finite():
@@ -138,7 +139,7 @@ def test_distillation_lowers_student_teacher_gap(tmp_path):
     s0 = student("tiny").eval()
     torch.manual_seed(0)
     before = student_fidelity(s0, teacher, imgs)
-    r = distill(tmp_path, teacher, imgs, imgs, "tiny", steps=60, batch=4, crop=32, lr=3e-3, val_every=30,
+    r = distill(tmp_path, teacher, imgs, imgs, student_size="tiny", steps=60, batch=4, crop=32, lr=3e-3, val_every=30,
                 progress=False, log=lambda *_: None)
     assert r["best_psnr_vs_teacher"] > before + 3
     assert (tmp_path / "student.safetensors").exists()
@@ -189,8 +190,8 @@ def test_distill_stopped_and_resumed_equals_the_uninterrupted_run(tmp_path):
     imgs = _over_images(4)
 
     def run(out, **kw):
-        return distill(out, teacher, imgs, imgs[:1], "tiny", steps=6, batch=2, crop=32, val_every=100, progress=False,
-                       log=lambda *_: None, **kw)
+        return distill(out, teacher, imgs, imgs[:1], student_size="tiny", steps=6, batch=2, crop=32, val_every=100,
+                       progress=False, log=lambda *_: None, **kw)
 
     whole = run(tmp_path / "whole")["student"]
     with signal_on_call(CropSampler, "batch", 3, signal.SIGTERM):

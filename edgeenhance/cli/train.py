@@ -6,20 +6,27 @@ from pathlib import Path
 
 from edgeenhance.cli.args import FMT, positive, progress, seconds
 from edgeenhance.errors import UserError
+from edgeenhance.train.configs import BilateralConfig, CycleGANConfig, RunConfig
 
 
 def common_train_options(q):
     q.add_argument("--resume", action="store_true",
                    help="continue from OUT/last.safetensors, exactly as the uninterrupted run would have")
-    q.add_argument("--save-every", type=seconds, default=300.0, metavar="SECONDS",
+    q.add_argument("--save-every", type=seconds, default=RunConfig.save_every_s, metavar="SECONDS",
                    help="also write OUT/last.safetensors this often; Ctrl-C or SIGTERM saves it and stops "
                         "(default 300)")
-    q.add_argument("--seed", type=int, default=0, help="random seed of initialisation and data (default 0)")
+    q.add_argument("--seed", type=int, default=RunConfig.seed,
+                   help="random seed of initialisation and data (default 0)")
     q.add_argument("--device", default="auto", help="cpu, cuda or auto (default auto: cuda when present)")
     q.add_argument("--skip-bad", action="store_true",
                    help="warn about and skip unreadable or unmatched files (default: stop with an error)")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.add_argument("-o", "--out", required=True, type=Path, help="run folder (checkpoints, logs)")
+
+
+def run_options(a) -> dict:
+    """The ``RunConfig`` fields, from the options ``common_train_options`` added."""
+    return dict(resume=a.resume, save_every_s=a.save_every, seed=a.seed, device=a.device, progress=progress(a))
 
 
 def stopped(r) -> int:
@@ -29,6 +36,7 @@ def stopped(r) -> int:
 
 
 def add(sub):
+    B, C = BilateralConfig, CycleGANConfig  # the defaults are theirs (test_cli: each help states its default)
     p = sub.add_parser("train", help="train an enhancer", description="Train an enhancer.")
     s = p.add_subparsers(dest="train_command", metavar="MODEL")
     b = s.add_parser("bilateral", formatter_class=FMT, help="bilateral-grid illumination enhancer",
@@ -54,7 +62,7 @@ def add(sub):
                    help="folder of well-exposed photos, a paired dataset folder, or 'synthetic' (default: synthetic)")
     b.add_argument("--layout", choices=["photos", "lol", "fivek", "msec", "paired"],
                    help="dataset layout (default: detected; a folder of plain photos is 'photos')")
-    b.add_argument("--exposure", choices=["under", "over"], default="under",
+    b.add_argument("--exposure", choices=["under", "over"], default=B.exposure,
                    help="which exposure errors to fix: synthesized from --data photos, rendered, or the MSEC "
                         "subset (default: under)")
     b.add_argument("--zero-ref", action="append", type=Path, default=[], metavar="DIR",
@@ -62,27 +70,30 @@ def add(sub):
                         "--exposure under: frames darker than mean luminance 0.3, trained with zero-reference "
                         "losses; over: frames brighter than 0.6, scored at each validation and the targets "
                         "of --teacher")
-    b.add_argument("--zero-ref-weight", type=float, default=0.1, help="weight of those losses (default 0.1)")
-    b.add_argument("--zero-ref-level", type=float, default=0.5,
+    b.add_argument("--zero-ref-weight", type=float, default=B.zero_ref_weight,
+                   help="weight of those losses (default 0.1)")
+    b.add_argument("--zero-ref-level", type=float, default=B.zero_ref_level,
                    help="exposure level those losses pull 16x16 patches towards (default 0.5; Zero-DCE: 0.6)")
     b.add_argument("--teacher", type=Path, metavar="CKPT",
                    help="CycleGAN generator (teacher.safetensors): its outputs on the --zero-ref frames are "
                         "their targets (distillation; default: none)")
-    b.add_argument("--teacher-weight", type=float, default=1.0, help="weight of the teacher's targets (default 1)")
-    b.add_argument("--render-mix", type=float, default=0.0,
+    b.add_argument("--teacher-weight", type=float, default=B.teacher_weight,
+                   help="weight of the teacher's targets (default 1)")
+    b.add_argument("--render-mix", type=float, default=B.render_mix,
                    help="fraction of each batch taken from rendered pairs next to real photos (default 0)")
     b.add_argument("--zero-reference", action="store_true",
                    help="train on --data with zero-reference losses only (no targets used); a plain folder "
                         "of photos is then taken as is, and checkpoints are chosen by a no-reference score")
-    b.add_argument("--steps", type=positive, default=3000, help="optimizer steps (default 3000)")
-    b.add_argument("--batch", type=positive, default=8, help="images per step (default 8)")
-    b.add_argument("--crop", type=positive, default=192, help="training crop side in pixels (default 192)")
-    b.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, cosine-decayed (default 1e-3)")
-    b.add_argument("--n-images", type=positive, default=512, help="rendered training pairs (default 512)")
-    b.add_argument("--val-images", type=positive, default=24,
+    b.add_argument("--steps", type=positive, default=B.steps, help="optimizer steps (default 3000)")
+    b.add_argument("--batch", type=positive, default=B.batch, help="images per step (default 8)")
+    b.add_argument("--crop", type=positive, default=B.crop, help="training crop side in pixels (default 192)")
+    b.add_argument("--lr", type=float, default=B.lr, help="Adam learning rate, cosine-decayed (default 1e-3)")
+    b.add_argument("--n-images", type=positive, default=B.n_images, help="rendered training pairs (default 512)")
+    b.add_argument("--val-images", type=positive, default=B.val_images,
                    help="validation pairs, or held-out photos without targets (default 24)")
-    b.add_argument("--val-every", type=positive, default=250, help="steps between validations (default 250)")
-    b.add_argument("--workers", type=int, default=1, help="data-loading processes for photo folders (default 1)")
+    b.add_argument("--val-every", type=positive, default=B.val_every, help="steps between validations (default 250)")
+    b.add_argument("--workers", type=int, default=B.workers,
+                   help="data-loading processes for photo folders (default 1)")
     common_train_options(b)
     b.set_defaults(func=cmd_train_bilateral)
     c = s.add_parser("cyclegan", formatter_class=FMT, help="CycleGAN teacher: over-exposed <-> well-exposed",
@@ -94,21 +105,22 @@ def add(sub):
     c.add_argument("--normal", default=None, help="folder of well-exposed photos, or 'synthetic'")
     c.add_argument("--data", default=None, help="a trainA/ (over) + trainB/ (normal) folder instead of --over/--normal")
     c.add_argument("--n-images", type=positive, default=1000, help="synthetic images per domain (default 1000)")
-    c.add_argument("--epochs", type=positive, default=10,
+    c.add_argument("--epochs", type=positive, default=C.epochs,
                    help="epochs: half at constant LR, half decaying linearly to 0 (default 10)")
-    c.add_argument("--batch", type=positive, default=4, help="images per domain per step (default 4)")
-    c.add_argument("--crop", type=positive, default=256, help="training crop side in pixels (default 256)")
-    c.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
-    c.add_argument("--lambda-cycle", type=float, default=10.0, help="weight of the cycle-consistency loss (default 10.0)")
-    c.add_argument("--lambda-identity", type=float, default=0.5,
+    c.add_argument("--batch", type=positive, default=C.batch, help="images per domain per step (default 4)")
+    c.add_argument("--crop", type=positive, default=C.crop, help="training crop side in pixels (default 256)")
+    c.add_argument("--lr", type=float, default=C.lr, help="Adam learning rate (default 2e-4)")
+    c.add_argument("--lambda-cycle", type=float, default=C.lam,
+                   help="weight of the cycle-consistency loss (default 10.0)")
+    c.add_argument("--lambda-identity", type=float, default=C.lam_id,
                    help="weight of the identity loss, relative to --lambda-cycle (default 0.5)")
-    c.add_argument("--gan-mode", choices=["lsgan", "vanilla"], default="lsgan",
+    c.add_argument("--gan-mode", choices=["lsgan", "vanilla"], default=C.gan_mode,
                    help="adversarial loss: least squares or log-likelihood (default lsgan)")
-    c.add_argument("--pool-size", type=int, default=50,
+    c.add_argument("--pool-size", type=int, default=C.pool_size,
                    help="earlier fakes kept to show the discriminators; 0 = none (default 50)")
-    c.add_argument("--ngf", type=positive, default=64, help="generator width (default 64)")
-    c.add_argument("--n-blocks", type=positive, default=9, help="generator ResNet blocks (default 9)")
-    c.add_argument("--ndf", type=positive, default=64, help="discriminator width (default 64)")
+    c.add_argument("--ngf", type=positive, default=C.ngf, help="generator width (default 64)")
+    c.add_argument("--n-blocks", type=positive, default=C.n_blocks, help="generator ResNet blocks (default 9)")
+    c.add_argument("--ndf", type=positive, default=C.ndf, help="discriminator width (default 64)")
     c.add_argument("--no-amp", action="store_true", help="no bf16 mixed precision on GPU (default: bf16 on GPU)")
     common_train_options(c)
     c.set_defaults(func=cmd_train_cyclegan)
@@ -134,11 +146,13 @@ def cmd_train_bilateral(a):
     if not (a.lr > 0):  # also refuses nan
         raise UserError(f"--lr must be a positive number, got {a.lr}")
     check_resume(a)
-    r = train_bilateral(a.out, a.data, a.layout, a.steps, a.batch, a.crop, a.lr, a.n_images, a.val_images, a.exposure,
-                        a.zero_reference, a.resume, a.seed, a.val_every, a.device, progress=progress(a),
-                        skip_bad=a.skip_bad, zero_ref=a.zero_ref, zero_ref_weight=a.zero_ref_weight,
-                        zero_ref_level=a.zero_ref_level, teacher=a.teacher, teacher_weight=a.teacher_weight,
-                        render_mix=a.render_mix, workers=max(0, a.workers), save_every_s=a.save_every)
+    cfg = BilateralConfig(data=a.data, layout=a.layout, exposure=a.exposure, zero_reference=a.zero_reference,
+                          zero_ref=tuple(a.zero_ref), zero_ref_weight=a.zero_ref_weight,
+                          zero_ref_level=a.zero_ref_level, teacher=a.teacher, teacher_weight=a.teacher_weight,
+                          render_mix=a.render_mix, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr,
+                          n_images=a.n_images, val_images=a.val_images, val_every=a.val_every,
+                          workers=max(0, a.workers), skip_bad=a.skip_bad, **run_options(a))
+    r = train_bilateral(a.out, cfg)
     if r["stopped"]:
         return stopped(r)
     b = r["best"]
@@ -164,9 +178,10 @@ def cmd_train_cyclegan(a):
     else:
         raise UserError("say where the images are: --over DIR --normal DIR, --data DIR (trainA/trainB), "
                         "or --over synthetic --normal synthetic")
-    r = train_cyclegan(a.out, over, normal, a.epochs, a.batch, a.crop, a.lr, a.lambda_cycle, a.lambda_identity,
-                       a.gan_mode, a.pool_size, a.ngf, a.n_blocks, a.ndf, a.resume, a.seed, a.device,
-                       False if a.no_amp else None, progress(a), save_every_s=a.save_every)
+    cfg = CycleGANConfig(epochs=a.epochs, batch=a.batch, crop=a.crop, lr=a.lr, lam=a.lambda_cycle,
+                         lam_id=a.lambda_identity, gan_mode=a.gan_mode, pool_size=a.pool_size, ngf=a.ngf,
+                         n_blocks=a.n_blocks, ndf=a.ndf, amp=False if a.no_amp else None, **run_options(a))
+    r = train_cyclegan(a.out, over, normal, cfg)
     if r["stopped"]:
         return stopped(r)
     print(f"teacher written to {Path(r['out_dir']) / 'teacher.safetensors'}")

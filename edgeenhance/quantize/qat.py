@@ -109,9 +109,9 @@ def qat_finetune(model: nn.Module, images: list[np.ndarray], steps: int = 200, l
     ``reference``: the model whose output is the target (default ``model`` itself)."""
     from torch.ao.quantization import disable_observer
     from torch.ao.quantization.quantize_fx import prepare_qat_fx
-    from tqdm import tqdm
 
     from edgeenhance.data.datasets import CropSampler
+    from edgeenhance.train.loop import Loop, adam, optimize
 
     torch.manual_seed(seed)
     m = getattr(model, "pad_multiple", 1)
@@ -132,19 +132,21 @@ def qat_finetune(model: nn.Module, images: list[np.ndarray], steps: int = 200, l
     if part:
         setattr(tuned, part, student)
     trained = tuned if part else student
-    opt = torch.optim.Adam(student.parameters(), lr=lr)
+    opt = adam(student.parameters(), lr)
     history = []
-    for step in tqdm(range(steps), desc="quantization-aware fine-tuning", unit="step", disable=not progress):
-        if step == steps // 2:
+
+    def step(i):
+        if i == steps // 2:
             student.apply(disable_observer)
         x = sampler.batch(0, batch)
         with torch.no_grad():
             target = reference(x)
         loss = F.l1_loss(trained(x), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimize(opt, loss)
         history.append(loss.item())
+
+    # no run folder: nothing to resume (a pass of a few minutes inside `quantize`); Ctrl-C stops it
+    Loop(progress=progress).run(step, steps, desc="quantization-aware fine-tuning")
     if part:
         setattr(tuned, part, net)
     return tuned.eval(), history

@@ -22,9 +22,10 @@ from edgeenhance.errors import UserError
 from edgeenhance.evaluate import evaluate
 from edgeenhance.models.bilateral import BilateralEnhancer
 from edgeenhance.models.registry import save_checkpoint
-from edgeenhance.train.common import (SAVE_EVERY_S, GracefulStop, SaveClock, TrainingState, keep_state, pick_device,
-                                      save_training_state, seed_everything)
+from edgeenhance.train.common import pick_device, seed_everything
+from edgeenhance.train.configs import BilateralConfig, configured
 from edgeenhance.train.data import is_photo_folder, paired_data
+from edgeenhance.train.loop import KeepBest, Loop, adam, cosine, evaluating, optimize
 from edgeenhance.train.losses import new_clipping_loss, supervised_loss, zero_reference_loss
 
 DARK_MAX = 0.3  # a real frame counts as low-light below this mean luminance
@@ -122,63 +123,59 @@ def noref_score(model, frames, dev) -> dict:
     return r
 
 
-def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8, crop=256, lr=1e-3, n_images=512,
-                    val_images=16, exposure="under", zero_reference=False, resume=False, seed=0, val_every=250,
-                    device=None, model_config=None, progress=True, skip_bad=False, log=print, zero_ref=(),
-                    zero_ref_weight=0.1, render_mix=0.0, workers=1, save_every_s=SAVE_EVERY_S,
-                    zero_ref_level=0.5, teacher=None, teacher_weight=1.0) -> dict:
+def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print, **options) -> dict:
     """Train and write ``out_dir/{last,best,final}.safetensors``; returns a summary with the loss history.
+    ``options``: ``BilateralConfig`` fields, applied over ``config``.
 
     The training state (``last.safetensors``) is written at each validation, every ``save_every_s``
     seconds, and on SIGINT/SIGTERM, after which the run stops (the summary's ``stopped`` names the
     signal). A resumed run continues exactly as the uninterrupted one would have. ``best`` is chosen
     by validation PSNR, or, for ``zero_reference`` on a plain folder of photos (no targets), by
     ``noref_score`` on its held-out photos."""
-    from tqdm import tqdm
-
+    c = configured(BilateralConfig, config, options)
     out_dir = Path(out_dir)
-    dev = pick_device(device)
-    state_path = out_dir / "last.safetensors"
-    if not 0.0 <= render_mix < 1.0:
-        raise UserError(f"--render-mix must be in [0, 1), got {render_mix}")
-    state = TrainingState(state_path) if resume else None  # read and checked before any data work
-    if teacher is not None:
+    dev = pick_device(c.device)
+    if not 0.0 <= c.render_mix < 1.0:
+        raise UserError(f"--render-mix must be in [0, 1), got {c.render_mix}")
+    loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log)
+    teacher = None
+    if c.teacher is not None:
         from edgeenhance.train.distill import load_teacher
 
-        if not zero_ref:
+        if not c.zero_ref:
             raise UserError("--teacher needs --zero-ref: the real photos the teacher's outputs become targets for")
-        teacher = load_teacher(teacher, dev)
-    seed_everything(seed)
-    model = BilateralEnhancer(**(model_config or {})).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr * 0.05)
-    start, best, running = 0, {"psnr": -1.0}, None
-    if state is not None:
-        state.restore({"model": model}, {"model": opt}, dev, {"model": sched})
-        start, best, running = state.step, state.extra.get("best", best), state.extra.get("running")
+        teacher = load_teacher(c.teacher, dev)
+    seed_everything(c.seed)
+    model = BilateralEnhancer(**(c.model_config or {})).to(dev)
+    opt = adam(model.parameters(), c.lr)
+    sched = cosine(opt, c.steps, floor=0.05)
+    extra = loop.track({"model": model}, {"model": opt}, {"model": sched}, dev)
+    start, best, running = loop.start, extra.get("best", {"psnr": -1.0}), extra.get("running")
 
-    photos = data != "synthetic" and layout in (None, "photos") and is_photo_folder(data)
-    noref = photos and zero_reference  # no targets anywhere: validate without them
-    n_render = int(round(batch * render_mix)) if photos else 0
+    photos = c.data != "synthetic" and c.layout in (None, "photos") and is_photo_folder(c.data)
+    noref = photos and c.zero_reference  # no targets anywhere: validate without them
+    batch, crop, seed, workers, exposure = c.batch, c.crop, c.seed, c.workers, c.exposure
+    n_render = int(round(batch * c.render_mix)) if photos else 0
     rendered = sampler = None
     if noref:
-        real_it, val = _plain_dark_source(data, crop, seed, batch - n_render, start, workers, val_images, progress, log)
+        real_it, val = _plain_dark_source(c.data, crop, seed, batch - n_render, start, workers, c.val_images,
+                                          c.progress, log)
         best = best if "score" in best else {"score": -float("inf")}
     elif photos:
-        real_it, val = _photo_source(data, crop, seed, batch - n_render, start, workers, val_images, progress, log,
-                                     exposure)
+        real_it, val = _photo_source(c.data, crop, seed, batch - n_render, start, workers, c.val_images, c.progress,
+                                     log, exposure)
     else:
-        train, val = paired_data(data, layout, n_images, exposure, crop, seed, val_images, skip_bad, progress)
+        train, val = paired_data(c.data, c.layout, c.n_images, exposure, crop, seed, c.val_images, c.skip_bad,
+                                 c.progress)
         sampler = CropSampler(train, crop=crop, seed=seed)
     if photos and n_render:
-        rendered, _ = paired_data("synthetic", None, n_images, exposure, crop, seed, 1, progress=progress)
+        rendered, _ = paired_data("synthetic", None, c.n_images, exposure, crop, seed, 1, progress=c.progress)
         sampler = CropSampler(rendered, crop=crop, seed=seed)
-    dark_it, dark_val = _real_source(zero_ref, crop, seed, max(1, batch // 2), start, workers, progress, log,
-                                     exposure) if zero_ref else (None, [])
-    generators = {"sampler": sampler.rng} if sampler is not None else {}
-    if state is not None:
-        state.restore_random(generators)
-        log(f"resumed from {state_path} at step {start}")
+    dark_it, dark_val = _real_source(c.zero_ref, crop, seed, max(1, batch // 2), start, workers, c.progress, log,
+                                     exposure) if c.zero_ref else (None, [])
+    loop.track_random({"sampler": sampler.rng} if sampler is not None else {})
+    if loop.resuming:
+        log(f"resumed from {loop.path} at step {start}")
 
     def next_pair():
         if not photos:
@@ -189,63 +186,55 @@ def train_bilateral(out_dir, data="synthetic", layout=None, steps=2000, batch=8,
             x, y = torch.cat([x, rx]), (None if noref else torch.cat([y, ry]))
         return x, y
 
-    def save_state(step):
-        save_training_state(state_path, {"model": model}, {"model": opt}, step, {"best": best, "running": running},
-                            {"model": sched}, generators)
+    history = []
 
-    history, clock, stopped = [], SaveClock(save_every_s), None
-    bar = tqdm(range(start, steps), desc="train bilateral", unit="step", disable=not progress, initial=start, total=steps)
-    with GracefulStop() as stop:
-        for step in bar:
-            x, y = next_pair()
-            x = x.to(dev)
-            out, s = model.forward_with_illumination(x)
-            loss = zero_reference_loss(out, s, x) if zero_reference else supervised_loss(out, s, x, y.to(dev))
-            loss = loss + W_CLIP * new_clipping_loss(x, s)
-            if dark_it is not None and (zero_ref_weight > 0 or teacher is not None):
-                d = next(dark_it).to(dev)
-                dout, ds = model.forward_with_illumination(d)
-                loss = loss + W_CLIP * new_clipping_loss(d, ds)
-                if zero_ref_weight > 0:
-                    loss = loss + zero_ref_weight * zero_reference_loss(dout, ds, d, zero_ref_level, w_color=1.0)
-                if teacher is not None:
-                    with torch.no_grad():
-                        target = teacher(d).clamp(0, 1)
-                    loss = loss + teacher_weight * supervised_loss(dout, ds, d, target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-            history.append(loss.item())
-            bar.set_postfix(loss=f"{running:.4f}")
-            validated = (step + 1) % val_every == 0 or step + 1 == steps
-            if validated:
-                model.eval()
-                scores = noref_score(model, val, dev) if noref else evaluate(model, val, dev)
-                if dark_val:
-                    scores.update(_real_scores(model, dark_val, dev))
-                model.train()
-                shift = (f"lift {scores['dark_lift']:.3f}" if exposure == "under" else
-                         f"brightest-30% drop {scores['bright_drop']:.3f}") if dark_val else ""
-                real = f"  real {exposure}-exposed: {shift}, newly clipped {100 * scores['new_clipped']:.2f}%" if dark_val else ""
-                if noref:
-                    log(f"step {step + 1}: loss {running:.4f}  val {NOREF_SCORE}: {scores['score']:.4f} (dark lift "
-                        f"{scores['dark_lift']:.3f}, newly clipped {100 * scores['new_clipped']:.2f}%, LOE fraction "
-                        f"{scores['loe_fraction']:.4f}){real}")
-                else:
-                    log(f"step {step + 1}: loss {running:.4f}  val PSNR {scores['psnr']:.2f} dB  SSIM {scores['ssim']:.4f}{real}")
-                key = "score" if noref else "psnr"
-                if scores[key] > best[key]:
-                    best = {**scores, "step": step + 1}
-                    save_checkpoint(out_dir / "best.safetensors", model, name="bilateral",
-                                    meta={"val": best, "exposure": exposure})
-            stopped = keep_state(save_state, step + 1, clock, stop, state_path, log, validated)
-            if stopped:
-                break
-    bar.close()
+    def step(_):
+        nonlocal running
+        x, y = next_pair()
+        x = x.to(dev)
+        out, s = model.forward_with_illumination(x)
+        loss = zero_reference_loss(out, s, x) if c.zero_reference else supervised_loss(out, s, x, y.to(dev))
+        loss = loss + W_CLIP * new_clipping_loss(x, s)
+        if dark_it is not None and (c.zero_ref_weight > 0 or teacher is not None):
+            d = next(dark_it).to(dev)
+            dout, ds = model.forward_with_illumination(d)
+            loss = loss + W_CLIP * new_clipping_loss(d, ds)
+            if c.zero_ref_weight > 0:
+                loss = loss + c.zero_ref_weight * zero_reference_loss(dout, ds, d, c.zero_ref_level, w_color=1.0)
+            if teacher is not None:
+                with torch.no_grad():
+                    target = teacher(d).clamp(0, 1)
+                loss = loss + c.teacher_weight * supervised_loss(dout, ds, d, target)
+        optimize(opt, loss, sched)
+        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        history.append(loss.item())
+        return {"loss": f"{running:.4f}"}
+
+    key = "score" if noref else "psnr"
+
+    def validate(done):
+        with evaluating(model):
+            scores = noref_score(model, val, dev) if noref else evaluate(model, val, dev)
+            if dark_val:
+                scores.update(_real_scores(model, dark_val, dev))
+        shift = (f"lift {scores['dark_lift']:.3f}" if exposure == "under" else
+                 f"brightest-30% drop {scores['bright_drop']:.3f}") if dark_val else ""
+        real = (f"  real {exposure}-exposed: {shift}, newly clipped {100 * scores['new_clipped']:.2f}%"
+                if dark_val else "")
+        if noref:
+            log(f"step {done}: loss {running:.4f}  val {NOREF_SCORE}: {scores['score']:.4f} (dark lift "
+                f"{scores['dark_lift']:.3f}, newly clipped {100 * scores['new_clipped']:.2f}%, LOE fraction "
+                f"{scores['loe_fraction']:.4f}){real}")
+        else:
+            log(f"step {done}: loss {running:.4f}  val PSNR {scores['psnr']:.2f} dB  SSIM {scores['ssim']:.4f}{real}")
+        return scores[key], {**scores, "step": done}
+
+    keep = KeepBest(out_dir / "best.safetensors", model, "bilateral", lambda b: {"val": b, "exposure": exposure},
+                    score=best[key], record=best)
+    stopped = loop.run(step, c.steps, desc="train bilateral", val_every=c.val_every, validate=validate, best=keep,
+                       meta=lambda: {"best": keep.record, "running": running})
     model.eval()
     if stopped is None:
         save_checkpoint(out_dir / "final.safetensors", model, name="bilateral", meta={"exposure": exposure})
-    return {"history": history, "best": best, "out_dir": str(out_dir), "model": model, "stopped": stopped,
-            "selected_by": "noref" if noref else "psnr", "signum": stop.signum}
+    return {"history": history, "best": keep.record, "out_dir": str(out_dir), "model": model, "stopped": stopped,
+            "selected_by": "noref" if noref else "psnr", "signum": loop.signum}

@@ -1,13 +1,11 @@
-"""What every training loop shares: device, seeding, checkpoints with optimizer state, resume, and
-stopping cleanly (SIGINT/SIGTERM, periodic saves)."""
+"""What every trainer shares: device, seeding, and the training state (models, optimizers, schedulers
+and random states in one safetensors file) that periodic saves write and a resume restores. The loop
+that uses them is ``train/loop.py``."""
 
 from __future__ import annotations
 
 import json
 import random
-import signal
-import threading
-import time
 import warnings
 from pathlib import Path
 
@@ -15,8 +13,6 @@ import numpy as np
 import torch
 
 from edgeenhance.errors import UserError
-
-SAVE_EVERY_S = 300.0  # a crash or a kill -9 loses at most this much training
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -188,66 +184,3 @@ def load_training_state(path: Path, models: dict, optims: dict, device) -> tuple
     state = TrainingState(path)
     state.restore(models, optims, device)
     return state.step, state.extra
-
-
-class GracefulStop:
-    """While active, SIGINT and SIGTERM only set a flag: the loop finishes its step, saves and stops.
-    A second signal stops at once (KeyboardInterrupt); the last saved state is intact (atomic writes)."""
-
-    def __init__(self):
-        self.signum = None
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():  # signals can only be caught there
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, signal.SIG_DFL if h is None else h)  # None: a handler not set from Python
-        self._old = {}
-        return False
-
-    def __bool__(self) -> bool:
-        return self.signum is not None
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum else ""
-
-
-class SaveClock:
-    """Says when a periodic save is due: every ``every_s`` seconds of training (0: after every step)."""
-
-    def __init__(self, every_s: float = SAVE_EVERY_S):
-        self.every_s, self.last = every_s, time.monotonic()
-
-    def due(self) -> bool:
-        return time.monotonic() - self.last >= self.every_s
-
-    def saved(self) -> None:
-        self.last = time.monotonic()
-
-
-def keep_state(save, step: int, clock, stop, path: Path, log, validated: bool = False) -> str | None:
-    """After a step: write the training state (``save(step)``) when validation just ran, a stop signal came
-    or the clock is due; returns the signal's name when the run must stop, after saying where it was saved."""
-    if validated or stop or clock.due():
-        save(step)
-        clock.saved()
-    if stop:
-        log(stopped_message(stop, step, path))
-        return stop.name
-    return None
-
-
-def stopped_message(stop: GracefulStop, step: int, path: Path) -> str:
-    return (f"{stop.name}: stopped after step {step}; training state saved to {path} "
-            "(run the same command with --resume to continue)")

@@ -11,9 +11,10 @@ from edgeenhance.data.datasets import CropSampler
 from edgeenhance.errors import UserError
 from edgeenhance.models.cyclegan import PatchDiscriminator, ResnetGenerator, init_weights
 from edgeenhance.models.registry import save_checkpoint
-from edgeenhance.train.common import (SAVE_EVERY_S, GracefulStop, SaveClock, TrainingState, keep_state, pick_device,
-                                      save_training_state, seed_everything)
-from edgeenhance.train.gan import ImagePool, gan_loss, linear_decay
+from edgeenhance.train.common import pick_device, seed_everything
+from edgeenhance.train.configs import CycleGANConfig, configured
+from edgeenhance.train.gan import ImagePool, gan_loss
+from edgeenhance.train.loop import Loop, adam, linear_decay_schedule, optimize
 
 
 def build_cyclegan(ngf=64, n_blocks=9, ndf=64, seed=0):
@@ -39,25 +40,21 @@ def cyclegan_step(nets, opts, x, y, pools, lam=10.0, lam_id=0.5, gan_mode="lsgan
         if lam_id > 0:
             loss_id = lam * lam_id * ((G(y).float() - y).abs().mean() + (Fn(x).float() - x).abs().mean())
         total = loss_g + loss_f + loss_cyc + loss_id
-    opts["G"].zero_grad(set_to_none=True)
-    total.backward()
-    opts["G"].step()
+    optimize(opts["G"], total)
     for d in (D_X, D_Y):
         d.requires_grad_(True)
     with ctx:
         fy, fx = pools["Y"].query(fake_y.float()), pools["X"].query(fake_x.float())
         loss_dy = 0.5 * (gan_loss(D_Y(y), True, gan_mode) + gan_loss(D_Y(fy), False, gan_mode))
         loss_dx = 0.5 * (gan_loss(D_X(x), True, gan_mode) + gan_loss(D_X(fx), False, gan_mode))
-    opts["D"].zero_grad(set_to_none=True)
-    (loss_dx + loss_dy).backward()
-    opts["D"].step()
+    optimize(opts["D"], loss_dx + loss_dy)
     return {"G_adv": loss_g.item(), "F_adv": loss_f.item(), "cycle": loss_cyc.item(), "identity": loss_id.item(),
             "D_X": loss_dx.item(), "D_Y": loss_dy.item()}
 
 
 def make_optimizers(nets, lr=2e-4, beta1=0.5):
-    return {"G": torch.optim.Adam(itertools.chain(nets["G"].parameters(), nets["F"].parameters()), lr=lr, betas=(beta1, 0.999)),
-            "D": torch.optim.Adam(itertools.chain(nets["D_X"].parameters(), nets["D_Y"].parameters()), lr=lr, betas=(beta1, 0.999))}
+    return {"G": adam(itertools.chain(nets["G"].parameters(), nets["F"].parameters()), lr, (beta1, 0.999)),
+            "D": adam(itertools.chain(nets["D_X"].parameters(), nets["D_Y"].parameters()), lr, (beta1, 0.999))}
 
 
 def save_sample_grid(path, nets, x):
@@ -71,87 +68,78 @@ def save_sample_grid(path, nets, x):
     write_image(path, torch.cat(rows, dim=1).clamp(0, 1).permute(1, 2, 0).cpu().numpy())
 
 
-def train_cyclegan(out_dir, over_imgs, normal_imgs, epochs=10, batch=4, crop=256, lr=2e-4, lam=10.0, lam_id=0.5,
-                   gan_mode="lsgan", pool_size=50, ngf=64, n_blocks=9, ndf=64, resume=False, seed=0, device=None,
-                   amp=None, progress=True, steps_per_epoch=None, log=print, save_every_s=SAVE_EVERY_S) -> dict:
+def train_cyclegan(out_dir, over_imgs, normal_imgs, config: CycleGANConfig | None = None, *, log=print,
+                   **options) -> dict:
     """Train G: over -> normal and F: normal -> over. Writes per epoch: losses (log.jsonl), a
     sample grid, the training state (last.safetensors) and the teacher generator (teacher.safetensors).
+    ``options``: ``CycleGANConfig`` fields, applied over ``config``.
 
     The training state is also written every ``save_every_s`` seconds and on SIGINT/SIGTERM, after
     which the run stops (the summary's ``stopped`` names the signal); it holds the samplers' and image
     pools' states, so a resumed run, even one stopped mid-epoch, continues as the uninterrupted one."""
     import json
 
-    from tqdm import tqdm
-
+    c = configured(CycleGANConfig, config, options)
     out_dir = Path(out_dir)
-    path = out_dir / "last.safetensors"
-    state = TrainingState(path) if resume else None  # checked before anything is built
+    loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dev = pick_device(device)
-    amp = (dev.type == "cuda") if amp is None else amp
-    seed_everything(seed)
-    nets = {k: v.to(dev) for k, v in build_cyclegan(ngf, n_blocks, ndf, seed).items()}
+    dev = pick_device(c.device)
+    amp = (dev.type == "cuda") if c.amp is None else c.amp
+    seed_everything(c.seed)
+    nets = {k: v.to(dev) for k, v in build_cyclegan(c.ngf, c.n_blocks, c.ndf, c.seed).items()}
     if dev.type == "cuda":
         nets = {k: v.to(memory_format=torch.channels_last) for k, v in nets.items()}
-    opts = make_optimizers(nets, lr)
-    factor = linear_decay(epochs)
-    scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in opts.items()}
-    pools = {"X": ImagePool(pool_size, seed), "Y": ImagePool(pool_size, seed + 1)}
-    sampler = CropSampler(over_imgs, normal_imgs, crop=crop, seed=seed)
-    spe = steps_per_epoch or max(1, max(len(over_imgs), len(normal_imgs)) // batch)
+    opts = make_optimizers(nets, c.lr)
+    scheds = {k: linear_decay_schedule(o, c.epochs) for k, o in opts.items()}  # stepped per epoch
+    pools = {"X": ImagePool(c.pool_size, c.seed), "Y": ImagePool(c.pool_size, c.seed + 1)}
+    sampler = CropSampler(over_imgs, normal_imgs, crop=c.crop, seed=c.seed)
+    spe = c.steps_per_epoch or max(1, max(len(over_imgs), len(normal_imgs)) // c.batch)
     fixed = sampler.batch(0, 4).to(dev)  # drawn before a resumed sampler state: the same images every run
-    generators = {"sampler": sampler.rng, "pool_X": pools["X"].rng, "pool_Y": pools["Y"].rng}
-    start, sums = 0, {}
-    if state is not None:
-        state.restore(nets, opts, dev, scheds)
-        if "steps_per_epoch" not in state.extra:  # written at epoch ends only: its step counted epochs
-            start = state.step * spe
-        elif state.extra["steps_per_epoch"] != spe:
-            raise UserError(f"--resume: {path} was written with {state.extra['steps_per_epoch']} steps per epoch, "
+    extra = loop.track(nets, opts, scheds, dev)
+    sums = {}
+    if loop.resuming:
+        if "steps_per_epoch" not in extra:  # written at epoch ends only: its step counted epochs
+            loop.start = loop.start * spe
+        elif extra["steps_per_epoch"] != spe:
+            raise UserError(f"--resume: {loop.path} was written with {extra['steps_per_epoch']} steps per epoch, "
                             f"this run has {spe}; use the same data and --batch")
         else:
-            start, sums = state.step, state.extra.get("epoch_sums", {})
-        for name, t in state.extra_tensors().items():
+            sums = extra.get("epoch_sums", {})
+        for name, t in loop.state.extra_tensors().items():
             if name.startswith("pool_"):
                 pools[name[len("pool_"):]].images = [im.to(dev) for im in t.split(1)]
-        state.restore_random(generators)
-        log(f"resumed from {path} at epoch {start // spe + 1}, step {start % spe}")
+    loop.track_random({"sampler": sampler.rng, "pool_X": pools["X"].rng, "pool_Y": pools["Y"].rng})
+    if loop.resuming:
+        log(f"resumed from {loop.path} at epoch {loop.start // spe + 1}, step {loop.start % spe}")
 
-    def save_state(step):
-        save_training_state(path, nets, opts, step, {"steps_per_epoch": spe, "epoch_sums": sums}, scheds, generators,
-                            {f"pool_{n}": torch.cat(p.images) for n, p in pools.items() if p.images})
+    def step(_):
+        x, y = sampler.batch(0, c.batch).to(dev), sampler.batch(1, c.batch).to(dev)
+        if dev.type == "cuda":
+            x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+        losses = cyclegan_step(nets, opts, x, y, pools, c.lam, c.lam_id, c.gan_mode, amp)
+        for name, v in losses.items():
+            sums[name] = sums.get(name, 0.0) + v
+        return {"cyc": f"{losses['cycle']:.3f}", "D": f"{losses['D_Y']:.3f}"}
 
-    history, clock, stopped = [], SaveClock(save_every_s), None
-    bar = tqdm(range(start, epochs * spe), desc="cyclegan", unit="step", disable=not progress, initial=start,
-               total=epochs * spe)
-    with GracefulStop() as stop:
-        for step in bar:
-            epoch, k = divmod(step, spe)
-            bar.set_description(f"cyclegan epoch {epoch + 1}/{epochs}")
-            x, y = sampler.batch(0, batch).to(dev), sampler.batch(1, batch).to(dev)
-            if dev.type == "cuda":
-                x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
-            losses = cyclegan_step(nets, opts, x, y, pools, lam, lam_id, gan_mode, amp)
-            for name, v in losses.items():
-                sums[name] = sums.get(name, 0.0) + v
-            bar.set_postfix(cyc=f"{losses['cycle']:.3f}", D=f"{losses['D_Y']:.3f}")
-            validated = k + 1 == spe  # epoch end
-            if validated:
-                for s in scheds.values():
-                    s.step()
-                means = {name: v / spe for name, v in sums.items()}
-                means.update(epoch=epoch + 1, lr=opts["G"].param_groups[0]["lr"])
-                sums = {}
-                history.append(means)
-                with open(out_dir / "log.jsonl", "a") as fh:
-                    fh.write(json.dumps(means) + "\n")
-                log("epoch {epoch}: ".format(**means) + "  ".join(f"{k} {v:.4f}" for k, v in means.items() if k != "epoch"))
-                save_sample_grid(out_dir / f"samples_epoch{epoch + 1:03d}.png", nets, fixed)
-                save_checkpoint(out_dir / "teacher.safetensors", nets["G"], name="cyclegan-teacher")
-                save_checkpoint(out_dir / "discriminator_normal.safetensors", nets["D_Y"], name="D_Y")
-            stopped = keep_state(save_state, step + 1, clock, stop, path, log, validated)
-            if stopped:
-                break
-    bar.close()
-    return {"history": history, "nets": nets, "out_dir": str(out_dir), "stopped": stopped, "signum": stop.signum}
+    history = []
+
+    def epoch_end(done):
+        epoch = done // spe
+        for s in scheds.values():
+            s.step()
+        means = {name: v / spe for name, v in sums.items()}
+        means.update(epoch=epoch, lr=opts["G"].param_groups[0]["lr"])
+        sums.clear()
+        history.append(means)
+        with open(out_dir / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(means) + "\n")
+        log("epoch {epoch}: ".format(**means) + "  ".join(f"{k} {v:.4f}" for k, v in means.items() if k != "epoch"))
+        save_sample_grid(out_dir / f"samples_epoch{epoch:03d}.png", nets, fixed)
+        save_checkpoint(out_dir / "teacher.safetensors", nets["G"], name="cyclegan-teacher")
+        save_checkpoint(out_dir / "discriminator_normal.safetensors", nets["D_Y"], name="D_Y")
+
+    stopped = loop.run(step, c.epochs * spe, desc=lambda i: f"cyclegan epoch {i // spe + 1}/{c.epochs}",
+                       val_every=spe, validate=epoch_end,  # "validation" at each epoch's end
+                       meta=lambda: {"steps_per_epoch": spe, "epoch_sums": sums},
+                       tensors=lambda: {f"pool_{n}": torch.cat(p.images) for n, p in pools.items() if p.images})
+    return {"history": history, "nets": nets, "out_dir": str(out_dir), "stopped": stopped, "signum": loop.signum}

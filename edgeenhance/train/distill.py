@@ -13,9 +13,10 @@ from edgeenhance.data.datasets import CropSampler
 from edgeenhance.errors import UserError
 from edgeenhance.models.registry import save_checkpoint
 from edgeenhance.models.student import student as build_student
-from edgeenhance.train.common import (SAVE_EVERY_S, GracefulStop, SaveClock, TrainingState, keep_state, pick_device,
-                                      save_training_state, seed_everything)
+from edgeenhance.train.common import pick_device, seed_everything
+from edgeenhance.train.configs import DistillConfig, configured
 from edgeenhance.train.gan import gan_loss
+from edgeenhance.train.loop import KeepBest, Loop, adam, cosine, evaluating, optimize
 
 
 def student_fidelity(student, teacher, imgs, device="cpu") -> float:
@@ -66,11 +67,11 @@ def check_inputs(teacher, discriminator=None, init=None, student_size="small", w
     return teacher, discriminator, init
 
 
-def distill(out_dir, teacher, over_imgs, val_imgs, student_size="small", steps=2000, batch=8, crop=256, lr=2e-3,
-            w_feat=1.0, w_adv=0.0, discriminator=None, resume=False, seed=0, device=None, val_every=250,
-            progress=True, log=print, cache_teacher=False, init=None, save_every_s=SAVE_EVERY_S) -> dict:
+def distill(out_dir, teacher, over_imgs, val_imgs, config: DistillConfig | None = None, *, log=print,
+            **options) -> dict:
     """Train the student on L1(student, teacher) + feature matching (+ adversarial with the teacher's
     discriminator when ``w_adv`` > 0). Writes ``out_dir/{last,best,student}.safetensors``.
+    ``options``: ``DistillConfig`` fields, applied over ``config``.
 
     ``cache_teacher`` runs the teacher once per training image up front and trains on pixel L1
     against those outputs only (no feature term): the affordable way on a CPU. ``init`` starts from
@@ -80,84 +81,66 @@ def distill(out_dir, teacher, over_imgs, val_imgs, student_size="small", steps=2
     resumed run continues as the uninterrupted one."""
     from tqdm import tqdm
 
+    c = configured(DistillConfig, config, options)
     out_dir = Path(out_dir)
-    state_path = out_dir / "last.safetensors"
-    state = TrainingState(state_path) if resume else None  # inputs are checked before any data work
-    dev = pick_device(device)
-    teacher, disc, init = check_inputs(teacher, discriminator, init, student_size, w_adv, dev)
-    seed_everything(seed)
+    loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log)
+    dev = pick_device(c.device)  # inputs are checked before any data work
+    teacher, disc, init = check_inputs(teacher, c.discriminator, c.init, c.student_size, c.w_adv, dev)
+    seed_everything(c.seed)
     teacher = teacher.to(dev).eval().requires_grad_(False)
-    stu = build_student(student_size).to(dev)
+    stu = build_student(c.student_size).to(dev)
     if init is not None:
         stu.load_state_dict(init.state_dict())
     t_ch = teacher.blocks[0].block[1].in_channels
     s_ch = stu.blocks[0].body[0].in_channels
     adapter = nn.Conv2d(s_ch, t_ch, 1).to(dev)
-    opt = torch.optim.Adam(list(stu.parameters()) + list(adapter.parameters()), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr * 0.02)
-    if w_adv > 0:
-        disc = disc.to(dev).eval().requires_grad_(False)
-    else:
-        disc = None
-    models = {"student": stu, "adapter": adapter}
-    start, best = 0, -1.0
-    if state is not None:
-        state.restore(models, {"student": opt}, dev, {"student": sched})
-        start, best = state.step, state.extra.get("best", best)
-    if cache_teacher:
+    opt = adam(list(stu.parameters()) + list(adapter.parameters()), c.lr)
+    sched = cosine(opt, c.steps, floor=0.02)
+    disc = disc.to(dev).eval().requires_grad_(False) if c.w_adv > 0 else None
+    extra = loop.track({"student": stu, "adapter": adapter}, {"student": opt}, {"student": sched}, dev)
+    if c.cache_teacher:
         from edgeenhance.evaluate import enhance_array
 
-        targets = [enhance_array(teacher, im, dev) for im in tqdm(over_imgs, desc="teacher outputs", disable=not progress)]
-        sampler = CropSampler(list(zip(over_imgs, targets)), crop=crop, seed=seed)
+        targets = [enhance_array(teacher, im, dev) for im in tqdm(over_imgs, desc="teacher outputs",
+                                                                  disable=not c.progress)]
+        sampler = CropSampler(list(zip(over_imgs, targets)), crop=c.crop, seed=c.seed)
     else:
-        sampler = CropSampler(over_imgs, crop=crop, seed=seed)
-    if state is not None:
-        state.restore_random({"sampler": sampler.rng})
-        log(f"resumed at step {start}")
+        sampler = CropSampler(over_imgs, crop=c.crop, seed=c.seed)
+    loop.track_random({"sampler": sampler.rng})
+    if loop.resuming:
+        log(f"resumed at step {loop.start}")
 
-    def save_state(step):
-        save_training_state(state_path, models, {"student": opt}, step, {"best": best}, {"student": sched},
-                            {"sampler": sampler.rng})
+    history = []
 
-    history, clock, stopped = [], SaveClock(save_every_s), None
-    bar = tqdm(range(start, steps), desc=f"distill {student_size}", unit="step", disable=not progress,
-               initial=start, total=steps)
-    with GracefulStop() as stop:
-        for step in bar:
-            if cache_teacher:
-                x, t_out = (t.to(dev) for t in sampler.paired_batch(batch))
-                s_out = stu(x)
-                loss = F.l1_loss(s_out, t_out)
-            else:
-                x = sampler.batch(0, batch).to(dev)
-                with torch.no_grad():
-                    t_out, t_feat = teacher.features(x)
-                s_out, s_feat = stu.features(x)
-                loss = F.l1_loss(s_out, t_out) + w_feat * F.l1_loss(adapter(s_feat["mid"]), t_feat["mid"]) * 0.1
-            if disc is not None:
-                loss = loss + w_adv * gan_loss(disc(s_out), True)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            history.append(loss.item())
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            validated = (step + 1) % val_every == 0 or step + 1 == steps
-            if validated:
-                stu.eval()
-                fid = student_fidelity(stu, teacher, val_imgs, dev)
-                stu.train()
-                log(f"step {step + 1}: loss {loss.item():.4f}  PSNR(student, teacher) {fid:.2f} dB")
-                if fid > best:
-                    best = fid
-                    save_checkpoint(out_dir / "best.safetensors", stu, name=f"student-{student_size}",
-                                    meta={"psnr_vs_teacher": fid, "step": step + 1})
-            stopped = keep_state(save_state, step + 1, clock, stop, state_path, log, validated)
-            if stopped:
-                break
-    bar.close()
+    def step(_):
+        if c.cache_teacher:
+            x, t_out = (t.to(dev) for t in sampler.paired_batch(c.batch))
+            s_out = stu(x)
+            loss = F.l1_loss(s_out, t_out)
+        else:
+            x = sampler.batch(0, c.batch).to(dev)
+            with torch.no_grad():
+                t_out, t_feat = teacher.features(x)
+            s_out, s_feat = stu.features(x)
+            loss = F.l1_loss(s_out, t_out) + c.w_feat * F.l1_loss(adapter(s_feat["mid"]), t_feat["mid"]) * 0.1
+        if disc is not None:
+            loss = loss + c.w_adv * gan_loss(disc(s_out), True)
+        optimize(opt, loss, sched)
+        history.append(loss.item())
+        return {"loss": f"{history[-1]:.4f}"}
+
+    def validate(done):
+        with evaluating(stu):
+            fid = student_fidelity(stu, teacher, val_imgs, dev)
+        log(f"step {done}: loss {history[-1]:.4f}  PSNR(student, teacher) {fid:.2f} dB")
+        return fid, {"psnr_vs_teacher": fid, "step": done}
+
+    name = f"student-{c.student_size}"
+    keep = KeepBest(out_dir / "best.safetensors", stu, name, score=extra.get("best", -1.0))
+    stopped = loop.run(step, c.steps, desc=f"distill {c.student_size}", val_every=c.val_every, validate=validate,
+                       best=keep, meta=lambda: {"best": keep.score})
     stu.eval()
     if stopped is None:
-        save_checkpoint(out_dir / "student.safetensors", stu, name=f"student-{student_size}")
-    return {"history": history, "best_psnr_vs_teacher": best, "student": stu, "stopped": stopped,
-            "signum": stop.signum}
+        save_checkpoint(out_dir / "student.safetensors", stu, name=name)
+    return {"history": history, "best_psnr_vs_teacher": keep.score, "student": stu, "stopped": stopped,
+            "signum": loop.signum}

@@ -1,4 +1,5 @@
-"""GAN pieces after pytorch-CycleGAN-and-pix2pix: losses, the image pool and the LR schedule."""
+"""GAN pieces after pytorch-CycleGAN-and-pix2pix: losses and the image pool (its LR schedule is
+``train.loop.linear_decay``)."""
 
 from __future__ import annotations
 
@@ -42,11 +43,3 @@ class ImagePool:
             else:
                 out.append(im)
         return torch.cat(out, 0)
-
-
-def linear_decay(epochs: int, decay_start: int | None = None):
-    """LR factor per epoch: 1 for the first half (or until ``decay_start``), then linear to 0 at
-    ``epochs``, as in the paper's recipe (100 constant + 100 decaying epochs)."""
-    start = epochs // 2 if decay_start is None else decay_start
-    span = max(epochs - start, 1)
-    return lambda epoch: 1.0 - max(0, epoch - start) / span
