@@ -50,21 +50,69 @@ def _check_outputs(args) -> None:
             check_writable(value)
 
 
+def _rank() -> str:
+    """' (rank R of N)' in a process torchrun started, else ''."""
+    import os
+
+    n = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    return f" (rank {os.environ.get('RANK', '?')} of {n})" if n > 1 else ""
+
+
+def _lost_peer(e: BaseException) -> bool:
+    """A collective that failed because another process of the job died (its own message says why)."""
+    return type(e).__name__ in ("DistBackendError", "DistNetworkError") or "Connection closed by peer" in str(e) \
+        or "Connection reset by peer" in str(e)
+
+
+def _record(e: BaseException) -> None:
+    """The error, where torchrun's failure summary reads it (its "Root Cause" then names it)."""
+    import os
+
+    if os.environ.get("TORCHELASTIC_ERROR_FILE"):
+        from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+
+        ErrorHandler().record_exception(e)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
+    if _rank() and not _rank().startswith(" (rank 0 "):  # under torchrun one process speaks: rank 0
+        import os
+
+        sys.stdout = open(os.devnull, "w")
     try:
         _check_outputs(args)
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"edgeenhance: error: {e}", file=sys.stderr)
+        print(f"edgeenhance: error{_rank()}: {e}", file=sys.stderr)
+        if _rank():
+            _record(e)
         return 2
     except KeyboardInterrupt:
         print("edgeenhance: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if not _rank():
+            raise
+        # one process of a torchrun job failed: one line from it (after its traceback); the others,
+        # whose collectives then fail, say only that they stopped because of it
+        if _lost_peer(e):
+            print(f"edgeenhance: stopped{_rank()}: another process of this job failed (see its error)",
+                  file=sys.stderr)
+        else:
+            import traceback
+
+            traceback.print_exc()
+            print(f"edgeenhance: error{_rank()}: {type(e).__name__}: {e}", file=sys.stderr)
+            _record(e)
+        return 1
+    finally:
+        if "edgeenhance.train.distributed" in sys.modules:
+            sys.modules["edgeenhance.train.distributed"].teardown()
 
 
 if __name__ == "__main__":

@@ -21,12 +21,19 @@ def common_train_options(q):
     q.add_argument("--skip-bad", action="store_true",
                    help="warn about and skip unreadable or unmatched files (default: stop with an error)")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.add_argument("--lr-scale", choices=["none", "linear"], default=RunConfig.lr_scale,
+                   help="under torchrun: 'linear' multiplies --lr by the number of processes (the global batch\n"
+                        "grows with them: per-process --batch x processes); 'none' keeps --lr (default none)")
+    q.add_argument("--compile", action="store_true",
+                   help="torch.compile the trained networks (falls back to eager with a warning)")
+    q.add_argument("--no-amp", action="store_true", help="no bf16 mixed precision on GPU (default: bf16 on GPU)")
     q.add_argument("-o", "--out", required=True, type=Path, help="run folder (checkpoints, logs)")
 
 
 def run_options(a) -> dict:
     """The ``RunConfig`` fields, from the options ``common_train_options`` added."""
-    return dict(resume=a.resume, save_every_s=a.save_every, seed=a.seed, device=a.device, progress=progress(a))
+    return dict(resume=a.resume, save_every_s=a.save_every, seed=a.seed, device=a.device, progress=progress(a),
+                lr_scale=a.lr_scale, compile=a.compile, amp=False if a.no_amp else None)
 
 
 def stopped(r) -> int:
@@ -121,7 +128,6 @@ def add(sub):
     c.add_argument("--ngf", type=positive, default=C.ngf, help="generator width (default 64)")
     c.add_argument("--n-blocks", type=positive, default=C.n_blocks, help="generator ResNet blocks (default 9)")
     c.add_argument("--ndf", type=positive, default=C.ndf, help="discriminator width (default 64)")
-    c.add_argument("--no-amp", action="store_true", help="no bf16 mixed precision on GPU (default: bf16 on GPU)")
     common_train_options(c)
     c.set_defaults(func=cmd_train_cyclegan)
     p.set_defaults(func=lambda a: p.print_help())
@@ -180,7 +186,7 @@ def cmd_train_cyclegan(a):
                         "or --over synthetic --normal synthetic")
     cfg = CycleGANConfig(epochs=a.epochs, batch=a.batch, crop=a.crop, lr=a.lr, lam=a.lambda_cycle,
                          lam_id=a.lambda_identity, gan_mode=a.gan_mode, pool_size=a.pool_size, ngf=a.ngf,
-                         n_blocks=a.n_blocks, ndf=a.ndf, amp=False if a.no_amp else None, **run_options(a))
+                         n_blocks=a.n_blocks, ndf=a.ndf, **run_options(a))
     r = train_cyclegan(a.out, over, normal, cfg)
     if r["stopped"]:
         return stopped(r)

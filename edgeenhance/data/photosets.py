@@ -139,22 +139,29 @@ class PhotoCrops(_Stream):
         return _chw(random_crop(self.photos[int(rng.integers(len(self.photos)))], self.crop, rng))
 
 
-def batches(dataset, batch: int, start_step: int = 0, workers: int = 0):
+def batches(dataset, batch: int, start_step: int = 0, workers: int = 0, rank: int = 0, processes: int = 1):
     """Endless batches ``start_step``, ``start_step + 1``, ... of ``dataset`` (batch s holds samples
-    s*batch .. s*batch+batch-1), loaded by ``workers`` processes."""
+    s*batch .. s*batch+batch-1), loaded by ``workers`` processes. With several training processes,
+    process ``rank`` gets samples (s*processes + rank)*batch ...: the processes' batches s together are
+    the global batch s of one process with ``batch * processes`` (samples are keyed by index, so the
+    shares never overlap and every process draws different data)."""
     import torch
     from torch.utils.data import DataLoader
 
+    steps = len(dataset) // (batch * processes) - start_step
+
     class _From(torch.utils.data.Sampler):
         def __iter__(self):
-            return iter(range(start_step * batch, len(dataset)))
+            for s in range(start_step, start_step + steps):
+                first = (s * processes + rank) * batch
+                yield from range(first, first + batch)
 
         def __len__(self):
-            return len(dataset) - start_step * batch
+            return steps * batch
 
     loader = DataLoader(dataset, batch_size=batch, sampler=_From(), num_workers=workers,
                         persistent_workers=workers > 0, prefetch_factor=4 if workers else None, drop_last=True,
-                        worker_init_fn=_ignore_sigint if workers else None)
+                        worker_init_fn=_ignore_sigint if workers else None, pin_memory=torch.cuda.is_available())
     return iter(loader)
 
 

@@ -22,7 +22,8 @@ from edgeenhance.errors import UserError
 from edgeenhance.evaluate import evaluate
 from edgeenhance.models.bilateral import BilateralEnhancer
 from edgeenhance.models.registry import save_checkpoint
-from edgeenhance.train.common import pick_device, seed_everything
+from edgeenhance.train import distributed
+from edgeenhance.train.common import seed_everything
 from edgeenhance.train.configs import BilateralConfig, configured
 from edgeenhance.train.data import is_photo_folder, paired_data
 from edgeenhance.train.loop import KeepBest, Loop, adam, cosine, evaluating, optimize
@@ -44,7 +45,7 @@ def _photo_source(data, crop, seed, batch, start, workers, n_val, progress, log,
     train = load_photos(photo_files(data, "train"), max_side=1024, progress=progress, desc="loading photos")
     val_photos = load_photos(photo_files(data, "val"), max_side=1024)
     log(f"{data}: {len(train)} training photos, {len(val_photos)} held out; {exposure}-exposure errors synthesized")
-    it = batches(ExposurePairs(train, crop, seed, kinds=KINDS[exposure]), batch, start, workers)
+    it = batches(ExposurePairs(train, crop, seed, kinds=KINDS[exposure]), batch, start, workers, *_shard())
     val = heldout_pairs(val_photos, n_val, kind=exposure, ev_range=VAL_EV[exposure])
     if exposure == "over":
         # and well-exposed photos (as many as in training, other photos): selected by PSNR on the mix, a
@@ -52,6 +53,12 @@ def _photo_source(data, crop, seed, batch, start, workers, n_val, progress, log,
         n_ok = max(1, round(len(val) * KINDS[exposure]["normal"] / KINDS[exposure]["over"]))
         val += heldout_pairs(val_photos[len(val):], n_ok, kind="normal", ev_range=(0.0, 0.0))
     return it, val
+
+
+def _shard() -> tuple[int, int]:
+    """(rank, processes): each process loads its own share of every global batch of the photo streams."""
+    w = distributed.world()
+    return w.rank, w.size
 
 
 def badly_exposed(img, exposure: str) -> bool:
@@ -77,7 +84,8 @@ def _real_source(folders, crop, seed, batch, start, workers, progress, log, expo
         raise UserError(f"--zero-ref: no frames {what} in {', '.join(map(str, folders))}")
     kind = "low-light" if exposure == "under" else "over-exposed"
     log(f"zero-reference: {len(train)} real {kind} frames, {len(val)} held out")
-    return batches(PhotoCrops(train, crop, seed + 1), batch, start, workers), [v.astype(np.float32) / 255 for v in val]
+    return (batches(PhotoCrops(train, crop, seed + 1), batch, start, workers, *_shard()),
+            [v.astype(np.float32) / 255 for v in val])
 
 
 def _real_scores(model, frames, dev) -> dict:
@@ -101,7 +109,8 @@ def _plain_dark_source(data, crop, seed, batch, start, workers, n_val, progress,
     val = load_photos(photo_files(data, "val")[:n_val], max_side=512)
     log(f"{data}: {len(train)} training photos without targets (zero-reference), {len(val)} held out; "
         f"checkpoints chosen by {NOREF_SCORE}")
-    return batches(PhotoCrops(train, crop, seed), batch, start, workers), [v.astype(np.float32) / 255 for v in val]
+    return (batches(PhotoCrops(train, crop, seed), batch, start, workers, *_shard()),
+            [v.astype(np.float32) / 255 for v in val])
 
 
 NOREF_SCORE = "no-reference score = dark lift - 2 x newly clipped - LOE fraction"
@@ -134,10 +143,11 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
     ``noref_score`` on its held-out photos."""
     c = configured(BilateralConfig, config, options)
     out_dir = Path(out_dir)
-    dev = pick_device(c.device)
     if not 0.0 <= c.render_mix < 1.0:
         raise UserError(f"--render-mix must be in [0, 1), got {c.render_mix}")
+    world, dev = distributed.setup(c.device)
     loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log)
+    log, progress = loop.log, loop.progress
     teacher = None
     if c.teacher is not None:
         from edgeenhance.train.distill import load_teacher
@@ -147,7 +157,7 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
         teacher = load_teacher(c.teacher, dev)
     seed_everything(c.seed)
     model = BilateralEnhancer(**(c.model_config or {})).to(dev)
-    opt = adam(model.parameters(), c.lr)
+    opt = adam(model.parameters(), distributed.scale_lr(c.lr, c.lr_scale))
     sched = cosine(opt, c.steps, floor=0.05)
     extra = loop.track({"model": model}, {"model": opt}, {"model": sched}, dev)
     start, best, running = loop.start, extra.get("best", {"psnr": -1.0}), extra.get("running")
@@ -155,34 +165,45 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
     photos = c.data != "synthetic" and c.layout in (None, "photos") and is_photo_folder(c.data)
     noref = photos and c.zero_reference  # no targets anywhere: validate without them
     batch, crop, seed, workers, exposure = c.batch, c.crop, c.seed, c.workers, c.exposure
+    loop.samples_per_step = batch * world.size
+    if world.distributed:
+        log(f"{world.size} processes ({world.backend}): global batch {batch * world.size} = {batch} per process x "
+            f"{world.size} processes, lr {opt.param_groups[0]['lr']:g}")
+    net = distributed.wrap(model, dev, "forward_with_illumination", c.compile, log)  # what the step calls
     n_render = int(round(batch * c.render_mix)) if photos else 0
     rendered = sampler = None
     if noref:
         real_it, val = _plain_dark_source(c.data, crop, seed, batch - n_render, start, workers, c.val_images,
-                                          c.progress, log)
+                                          progress, log)
         best = best if "score" in best else {"score": -float("inf")}
     elif photos:
-        real_it, val = _photo_source(c.data, crop, seed, batch - n_render, start, workers, c.val_images, c.progress,
+        real_it, val = _photo_source(c.data, crop, seed, batch - n_render, start, workers, c.val_images, progress,
                                      log, exposure)
     else:
         train, val = paired_data(c.data, c.layout, c.n_images, exposure, crop, seed, c.val_images, c.skip_bad,
-                                 c.progress)
+                                 progress)
         sampler = CropSampler(train, crop=crop, seed=seed)
     if photos and n_render:
-        rendered, _ = paired_data("synthetic", None, c.n_images, exposure, crop, seed, 1, progress=c.progress)
+        rendered, _ = paired_data("synthetic", None, c.n_images, exposure, crop, seed, 1, progress=progress)
         sampler = CropSampler(rendered, crop=crop, seed=seed)
-    dark_it, dark_val = _real_source(c.zero_ref, crop, seed, max(1, batch // 2), start, workers, c.progress, log,
+    dark_it, dark_val = _real_source(c.zero_ref, crop, seed, max(1, batch // 2), start, workers, progress, log,
                                      exposure) if c.zero_ref else (None, [])
     loop.track_random({"sampler": sampler.rng} if sampler is not None else {})
     if loop.resuming:
         log(f"resumed from {loop.path} at step {start}")
 
+    def drawn(n):
+        """This process's share of n x processes pairs drawn from the shared sampler (the same draws on
+        every process: together the processes train on exactly the global batch)."""
+        x, y = sampler.paired_batch(n * world.size)
+        return (x, y) if world.size == 1 else (x[world.rank * n:(world.rank + 1) * n], y[world.rank * n:(world.rank + 1) * n])
+
     def next_pair():
         if not photos:
-            return sampler.paired_batch(batch)
+            return drawn(batch)
         x, y = (next(real_it), None) if noref else next(real_it)
         if n_render:
-            rx, ry = sampler.paired_batch(n_render)
+            rx, ry = drawn(n_render)
             x, y = torch.cat([x, rx]), (None if noref else torch.cat([y, ry]))
         return x, y
 
@@ -191,13 +212,17 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
     def step(_):
         nonlocal running
         x, y = next_pair()
-        x = x.to(dev)
-        out, s = model.forward_with_illumination(x)
+        x = x.to(dev, non_blocking=True)
+        with distributed.autocast(dev, c.amp):
+            out, s = net(x)
+        out, s = out.float(), s.float()
         loss = zero_reference_loss(out, s, x) if c.zero_reference else supervised_loss(out, s, x, y.to(dev))
         loss = loss + W_CLIP * new_clipping_loss(x, s)
         if dark_it is not None and (c.zero_ref_weight > 0 or teacher is not None):
-            d = next(dark_it).to(dev)
-            dout, ds = model.forward_with_illumination(d)
+            d = next(dark_it).to(dev, non_blocking=True)
+            with distributed.autocast(dev, c.amp):
+                dout, ds = net(d)
+            dout, ds = dout.float(), ds.float()
             loss = loss + W_CLIP * new_clipping_loss(d, ds)
             if c.zero_ref_weight > 0:
                 loss = loss + c.zero_ref_weight * zero_reference_loss(dout, ds, d, c.zero_ref_level, w_color=1.0)
@@ -234,7 +259,7 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
     stopped = loop.run(step, c.steps, desc="train bilateral", val_every=c.val_every, validate=validate, best=keep,
                        meta=lambda: {"best": keep.record, "running": running})
     model.eval()
-    if stopped is None:
+    if stopped is None and world.main:
         save_checkpoint(out_dir / "final.safetensors", model, name="bilateral", meta={"exposure": exposure})
     return {"history": history, "best": keep.record, "out_dir": str(out_dir), "model": model, "stopped": stopped,
             "selected_by": "noref" if noref else "psnr", "signum": loop.signum}

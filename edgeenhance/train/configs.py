@@ -21,6 +21,10 @@ class RunConfig:
     seed: int = 0  # initialisation and data
     device: str | None = None  # cpu, cuda, or None/auto: cuda when present
     progress: bool = True  # progress bars
+    # several processes (torchrun): the learning rate times the number of processes ("linear") or as given
+    lr_scale: str = "none"
+    compile: bool = False  # torch.compile the trained networks (eager with a warning where it fails)
+    amp: bool | None = None  # bf16 autocast; None: on a GPU
 
 
 @dataclass(kw_only=True)
@@ -65,7 +69,6 @@ class CycleGANConfig(RunConfig):
     ngf: int = 64
     n_blocks: int = 9
     ndf: int = 64
-    amp: bool | None = None  # bf16 autocast; None: on a GPU
 
 
 @dataclass(kw_only=True)

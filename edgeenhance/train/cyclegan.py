@@ -11,7 +11,8 @@ from edgeenhance.data.datasets import CropSampler
 from edgeenhance.errors import UserError
 from edgeenhance.models.cyclegan import PatchDiscriminator, ResnetGenerator, init_weights
 from edgeenhance.models.registry import save_checkpoint
-from edgeenhance.train.common import pick_device, seed_everything
+from edgeenhance.train import distributed
+from edgeenhance.train.common import seed_everything
 from edgeenhance.train.configs import CycleGANConfig, configured
 from edgeenhance.train.gan import ImagePool, gan_loss
 from edgeenhance.train.loop import Loop, adam, linear_decay_schedule, optimize
@@ -24,9 +25,13 @@ def build_cyclegan(ngf=64, n_blocks=9, ndf=64, seed=0):
     return {k: init_weights(v) for k, v in nets.items()}
 
 
-def cyclegan_step(nets, opts, x, y, pools, lam=10.0, lam_id=0.5, gan_mode="lsgan", amp=False):
-    """One optimisation step (generators, then discriminators). Returns the losses as floats."""
-    G, Fn, D_X, D_Y = nets["G"], nets["F"], nets["D_X"], nets["D_Y"]
+def cyclegan_step(nets, opts, x, y, pools, lam=10.0, lam_id=0.5, gan_mode="lsgan", amp=False, calls=None):
+    """One optimisation step (generators, then discriminators). Returns the losses as floats.
+    ``calls``: what to call for each net (DDP-wrapped under torchrun; default ``nets``). The generators'
+    step calls the discriminators unwrapped: their weights are frozen there, and DDP expects gradients
+    for every weight it wraps."""
+    calls = calls or nets
+    G, Fn, D_X, D_Y = calls["G"], calls["F"], nets["D_X"], nets["D_Y"]
     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp else torch.autocast("cpu", enabled=False)
     for d in (D_X, D_Y):
         d.requires_grad_(False)
@@ -43,6 +48,7 @@ def cyclegan_step(nets, opts, x, y, pools, lam=10.0, lam_id=0.5, gan_mode="lsgan
     optimize(opts["G"], total)
     for d in (D_X, D_Y):
         d.requires_grad_(True)
+    D_X, D_Y = calls["D_X"], calls["D_Y"]
     with ctx:
         fy, fx = pools["Y"].query(fake_y.float()), pools["X"].query(fake_x.float())
         loss_dy = 0.5 * (gan_loss(D_Y(y), True, gan_mode) + gan_loss(D_Y(fy), False, gan_mode))
@@ -81,25 +87,33 @@ def train_cyclegan(out_dir, over_imgs, normal_imgs, config: CycleGANConfig | Non
 
     c = configured(CycleGANConfig, config, options)
     out_dir = Path(out_dir)
+    world, dev = distributed.setup(c.device)
     loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log)
+    log = loop.log
     out_dir.mkdir(parents=True, exist_ok=True)
-    dev = pick_device(c.device)
     amp = (dev.type == "cuda") if c.amp is None else c.amp
     seed_everything(c.seed)
     nets = {k: v.to(dev) for k, v in build_cyclegan(c.ngf, c.n_blocks, c.ndf, c.seed).items()}
     if dev.type == "cuda":
         nets = {k: v.to(memory_format=torch.channels_last) for k, v in nets.items()}
-    opts = make_optimizers(nets, c.lr)
+    opts = make_optimizers(nets, distributed.scale_lr(c.lr, c.lr_scale))
     scheds = {k: linear_decay_schedule(o, c.epochs) for k, o in opts.items()}  # stepped per epoch
-    pools = {"X": ImagePool(c.pool_size, c.seed), "Y": ImagePool(c.pool_size, c.seed + 1)}
+    # one image pool per process, each with its own random stream (rank 0: as a single process)
+    pools = {"X": ImagePool(c.pool_size, c.seed + 1_000_003 * world.rank),
+             "Y": ImagePool(c.pool_size, c.seed + 1 + 1_000_003 * world.rank)}
     sampler = CropSampler(over_imgs, normal_imgs, crop=c.crop, seed=c.seed)
-    spe = c.steps_per_epoch or max(1, max(len(over_imgs), len(normal_imgs)) // c.batch)
+    spe = c.steps_per_epoch or max(1, max(len(over_imgs), len(normal_imgs)) // (c.batch * world.size))
     fixed = sampler.batch(0, 4).to(dev)  # drawn before a resumed sampler state: the same images every run
     extra = loop.track(nets, opts, scheds, dev)
     sums = {}
     if loop.resuming:
         if "steps_per_epoch" not in extra:  # written at epoch ends only: its step counted epochs
             loop.start = loop.start * spe
+        elif extra["steps_per_epoch"] != spe and extra.get("processes", 1) != world.size and not c.steps_per_epoch:
+            # another number of processes: the same place in the same epoch, in this run's steps
+            old = extra["steps_per_epoch"]
+            loop.start = loop.start // old * spe + round(loop.start % old * spe / old)
+            sums = extra.get("epoch_sums", {})
         elif extra["steps_per_epoch"] != spe:
             raise UserError(f"--resume: {loop.path} was written with {extra['steps_per_epoch']} steps per epoch, "
                             f"this run has {spe}; use the same data and --batch")
@@ -111,12 +125,21 @@ def train_cyclegan(out_dir, over_imgs, normal_imgs, config: CycleGANConfig | Non
     loop.track_random({"sampler": sampler.rng, "pool_X": pools["X"].rng, "pool_Y": pools["Y"].rng})
     if loop.resuming:
         log(f"resumed from {loop.path} at epoch {loop.start // spe + 1}, step {loop.start % spe}")
+    loop.samples_per_step = c.batch * world.size
+    if world.distributed:
+        log(f"{world.size} processes ({world.backend}): global batch {c.batch * world.size} = {c.batch} per process x "
+            f"{world.size} processes (per domain), lr {opts['G'].param_groups[0]['lr']:g}")
+    calls = {k: distributed.wrap(v, dev, compile=c.compile, log=log) for k, v in nets.items()}
+
+    def share(t):
+        return t[world.rank * c.batch:(world.rank + 1) * c.batch]
 
     def step(_):
-        x, y = sampler.batch(0, c.batch).to(dev), sampler.batch(1, c.batch).to(dev)
+        x = share(sampler.batch(0, c.batch * world.size)).to(dev, non_blocking=True)
+        y = share(sampler.batch(1, c.batch * world.size)).to(dev, non_blocking=True)
         if dev.type == "cuda":
             x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
-        losses = cyclegan_step(nets, opts, x, y, pools, c.lam, c.lam_id, c.gan_mode, amp)
+        losses = cyclegan_step(nets, opts, x, y, pools, c.lam, c.lam_id, c.gan_mode, amp, calls)
         for name, v in losses.items():
             sums[name] = sums.get(name, 0.0) + v
         return {"cyc": f"{losses['cycle']:.3f}", "D": f"{losses['D_Y']:.3f}"}
@@ -131,6 +154,8 @@ def train_cyclegan(out_dir, over_imgs, normal_imgs, config: CycleGANConfig | Non
         means.update(epoch=epoch, lr=opts["G"].param_groups[0]["lr"])
         sums.clear()
         history.append(means)
+        if not world.main:
+            return
         with open(out_dir / "log.jsonl", "a") as fh:
             fh.write(json.dumps(means) + "\n")
         log("epoch {epoch}: ".format(**means) + "  ".join(f"{k} {v:.4f}" for k, v in means.items() if k != "epoch"))
@@ -140,6 +165,6 @@ def train_cyclegan(out_dir, over_imgs, normal_imgs, config: CycleGANConfig | Non
 
     stopped = loop.run(step, c.epochs * spe, desc=lambda i: f"cyclegan epoch {i // spe + 1}/{c.epochs}",
                        val_every=spe, validate=epoch_end,  # "validation" at each epoch's end
-                       meta=lambda: {"steps_per_epoch": spe, "epoch_sums": sums},
+                       meta=lambda: {"steps_per_epoch": spe, "epoch_sums": sums, "processes": world.size},
                        tensors=lambda: {f"pool_{n}": torch.cat(p.images) for n, p in pools.items() if p.images})
     return {"history": history, "nets": nets, "out_dir": str(out_dir), "stopped": stopped, "signum": loop.signum}

@@ -13,7 +13,8 @@ from edgeenhance.data.datasets import CropSampler
 from edgeenhance.errors import UserError
 from edgeenhance.models.registry import save_checkpoint
 from edgeenhance.models.student import student as build_student
-from edgeenhance.train.common import pick_device, seed_everything
+from edgeenhance.train import distributed
+from edgeenhance.train.common import seed_everything
 from edgeenhance.train.configs import DistillConfig, configured
 from edgeenhance.train.gan import gan_loss
 from edgeenhance.train.loop import KeepBest, Loop, adam, cosine, evaluating, optimize
@@ -83,8 +84,9 @@ def distill(out_dir, teacher, over_imgs, val_imgs, config: DistillConfig | None 
 
     c = configured(DistillConfig, config, options)
     out_dir = Path(out_dir)
+    world, dev = distributed.setup(c.device)
     loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log)
-    dev = pick_device(c.device)  # inputs are checked before any data work
+    log = loop.log
     teacher, disc, init = check_inputs(teacher, c.discriminator, c.init, c.student_size, c.w_adv, dev)
     seed_everything(c.seed)
     teacher = teacher.to(dev).eval().requires_grad_(False)
@@ -94,7 +96,7 @@ def distill(out_dir, teacher, over_imgs, val_imgs, config: DistillConfig | None 
     t_ch = teacher.blocks[0].block[1].in_channels
     s_ch = stu.blocks[0].body[0].in_channels
     adapter = nn.Conv2d(s_ch, t_ch, 1).to(dev)
-    opt = adam(list(stu.parameters()) + list(adapter.parameters()), c.lr)
+    opt = adam(list(stu.parameters()) + list(adapter.parameters()), distributed.scale_lr(c.lr, c.lr_scale))
     sched = cosine(opt, c.steps, floor=0.02)
     disc = disc.to(dev).eval().requires_grad_(False) if c.w_adv > 0 else None
     extra = loop.track({"student": stu, "adapter": adapter}, {"student": opt}, {"student": sched}, dev)
@@ -102,27 +104,43 @@ def distill(out_dir, teacher, over_imgs, val_imgs, config: DistillConfig | None 
         from edgeenhance.evaluate import enhance_array
 
         targets = [enhance_array(teacher, im, dev) for im in tqdm(over_imgs, desc="teacher outputs",
-                                                                  disable=not c.progress)]
+                                                                  disable=not loop.progress)]
         sampler = CropSampler(list(zip(over_imgs, targets)), crop=c.crop, seed=c.seed)
     else:
         sampler = CropSampler(over_imgs, crop=c.crop, seed=c.seed)
     loop.track_random({"sampler": sampler.rng})
     if loop.resuming:
         log(f"resumed at step {loop.start}")
+    loop.samples_per_step = c.batch * world.size
+    if world.distributed:
+        log(f"{world.size} processes ({world.backend}): global batch {c.batch * world.size} = {c.batch} per process x "
+            f"{world.size} processes, lr {opt.param_groups[0]['lr']:g}")
+    # what the step calls: DDP-wrapped under torchrun (the frozen teacher and discriminator are not)
+    net = distributed.wrap(stu, dev, "forward" if c.cache_teacher else "features", c.compile, log)
+    adapt = distributed.wrap(adapter, dev, compile=c.compile, log=log)
+
+    def share(t):
+        """This process's share of a global batch drawn alike by every process."""
+        n = t.shape[0] // world.size
+        return t[world.rank * n:(world.rank + 1) * n]
 
     history = []
 
     def step(_):
         if c.cache_teacher:
-            x, t_out = (t.to(dev) for t in sampler.paired_batch(c.batch))
-            s_out = stu(x)
+            x, t_out = (share(t).to(dev) for t in sampler.paired_batch(c.batch * world.size))
+            with distributed.autocast(dev, c.amp):
+                s_out = net(x).float()
             loss = F.l1_loss(s_out, t_out)
         else:
-            x = sampler.batch(0, c.batch).to(dev)
-            with torch.no_grad():
+            x = share(sampler.batch(0, c.batch * world.size)).to(dev)
+            with torch.no_grad(), distributed.autocast(dev, c.amp):
                 t_out, t_feat = teacher.features(x)
-            s_out, s_feat = stu.features(x)
-            loss = F.l1_loss(s_out, t_out) + c.w_feat * F.l1_loss(adapter(s_feat["mid"]), t_feat["mid"]) * 0.1
+            with distributed.autocast(dev, c.amp):
+                s_out, s_feat = net(x)
+                feat = adapt(s_feat["mid"])
+            s_out, t_out = s_out.float(), t_out.float()
+            loss = F.l1_loss(s_out, t_out) + c.w_feat * F.l1_loss(feat.float(), t_feat["mid"].float()) * 0.1
         if disc is not None:
             loss = loss + c.w_adv * gan_loss(disc(s_out), True)
         optimize(opt, loss, sched)
@@ -140,7 +158,7 @@ def distill(out_dir, teacher, over_imgs, val_imgs, config: DistillConfig | None 
     stopped = loop.run(step, c.steps, desc=f"distill {c.student_size}", val_every=c.val_every, validate=validate,
                        best=keep, meta=lambda: {"best": keep.score})
     stu.eval()
-    if stopped is None:
+    if stopped is None and world.main:
         save_checkpoint(out_dir / "student.safetensors", stu, name=name)
     return {"history": history, "best_psnr_vs_teacher": keep.score, "student": stu, "stopped": stopped,
             "signum": loop.signum}

@@ -15,11 +15,19 @@ optimizers and schedulers, a step function and a validation function:
              model, "bilateral"), meta=lambda: {...})
 
 A GAN trainer tracks several optimizers and steps them in its step function.
+
+Under torchrun (``train/distributed.py``) every rank runs the loop: each rank's step sees its share of
+the global batch and DDP averages the gradients; validation runs on every rank (so that anything it
+steps, like the CycleGAN's epoch schedulers, stays in step), but only rank 0 shows progress, logs,
+keeps the best checkpoint and writes the training state; a signal on any rank stops all of them after
+the same step. At the end, ``OUT/world.json`` records the world, the global batch, the measured
+samples/s and a fingerprint of the parameters on every rank (identical after DDP steps).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -29,6 +37,7 @@ from typing import Callable
 
 import torch
 
+from edgeenhance.train import distributed
 from edgeenhance.train.common import TrainingState, save_training_state
 from edgeenhance.train.configs import SAVE_EVERY_S
 
@@ -160,10 +169,15 @@ class Loop:
 
     def __init__(self, out_dir=None, *, resume: bool = False, save_every_s: float = SAVE_EVERY_S,
                  progress: bool = True, log: Callable = print):
-        self.path = None if out_dir is None else Path(out_dir) / "last.safetensors"
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.path = None if out_dir is None else self.out_dir / "last.safetensors"
         # read and checked now, before the trainer loads any data: a bad state is reported in a second
         self.state = TrainingState(self.path) if resume else None
-        self.save_every_s, self.progress, self.log = save_every_s, progress, log
+        self.world = distributed.world()
+        self.main = self.world.main
+        self.save_every_s, self.progress = save_every_s, progress and self.main
+        self.log = log if self.main else _silent  # one voice: rank 0's
+        self.samples_per_step = None  # the global batch, for world.json's samples/s (set by the trainer)
         self.models, self.optims, self.scheds, self.generators = {}, {}, {}, {}
         self.start, self.stopped, self.signum = 0, None, None
 
@@ -189,6 +203,8 @@ class Loop:
             self.state.restore_random(self.generators)
 
     def save(self, step: int, meta: dict | None = None, tensors: dict | None = None) -> None:
+        if not self.main:
+            return
         save_training_state(self.path, self.models, self.optims, step, meta, self.scheds, self.generators, tensors)
 
     def run(self, step: Callable, total: int, *, desc: str | Callable = "train", val_every: int | None = None,
@@ -205,22 +221,32 @@ class Loop:
         bar = tqdm(range(self.start, total), desc=desc if isinstance(desc, str) else desc(self.start), unit="step",
                    disable=not self.progress, initial=self.start, total=total)
         clock = SaveClock(self.save_every_s)
+        fail_at = os.environ.get("EDGEENHANCE_FAIL_AT")  # "RANK:STEP": fault injection for the distributed tests
+        t_first, timed = None, 0
         try:
             with GracefulStop() if self.path is not None else nullcontext() as stop:
                 for i in bar:
                     if callable(desc):
                         bar.set_description(desc(i))
+                    if fail_at == f"{self.world.rank}:{i}":
+                        raise RuntimeError(f"injected failure at step {i} (EDGEENHANCE_FAIL_AT={fail_at})")
                     postfix = step(i)
                     if postfix:
                         bar.set_postfix(postfix)
                     done = i + 1
+                    if t_first is None:  # throughput counts from the end of the first step (warm-up)
+                        t_first = time.perf_counter()
+                    else:
+                        timed += 1
                     validated = validate is not None and (done % (val_every or total) == 0 or done == total)
                     if validated:
                         result = validate(done)
-                        if result is not None and best is not None:
+                        if result is not None and best is not None and self.main:
                             best.offer(*result)
                     if self.path is None:
                         continue
+                    if self.world.distributed and distributed.any_rank(bool(stop)) and not stop:
+                        stop.signum = signal.SIGTERM  # another rank was signalled: stop after the same step
                     if validated or stop or clock.due():
                         self.save(done, meta() if meta else None, tensors() if tensors else None)
                         clock.saved()
@@ -230,4 +256,31 @@ class Loop:
                         break
         finally:
             bar.close()
+        seconds = time.perf_counter() - t_first if t_first is not None else 0.0
+        if self.stopped is None and self.out_dir is not None:
+            self.write_world(timed, seconds)
         return self.stopped
+
+    def write_world(self, steps_timed: int, seconds: float) -> None:
+        """OUT/world.json: processes, global batch, samples/s, and each rank's parameter fingerprint
+        (an error if the ranks' parameters differ: DDP keeps them identical)."""
+        prints = distributed.gather({n: distributed.fingerprint(m) for n, m in self.models.items()})
+        if any(p != prints[0] for p in prints):
+            raise RuntimeError(f"the ranks' parameters differ after training: {prints}")
+        if not self.main:
+            return
+        from edgeenhance.fileio import write_json
+
+        sps = steps_timed / seconds if seconds > 0 else None
+        w = self.world
+        write_json(self.out_dir / "world.json", {
+            "world_size": w.size, "backend": w.backend or "none (one process)", "global_batch": self.samples_per_step,
+            "per_process_batch": None if self.samples_per_step is None else self.samples_per_step // w.size,
+            "steps_timed": steps_timed, "seconds": round(seconds, 3),
+            "steps_per_s": None if sps is None else round(sps, 4),
+            "samples_per_s": None if sps is None or self.samples_per_step is None else round(sps * self.samples_per_step, 3),
+            "fingerprints": [",".join(f"{n}={h}" for n, h in sorted(p.items())) for p in prints]})
+
+
+def _silent(*_args, **_kw):
+    pass
