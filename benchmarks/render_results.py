@@ -240,6 +240,24 @@ def render_real_photos(d: dict) -> list[str]:
     return out
 
 
+def is_train_throughput(d) -> bool:
+    return isinstance(d, dict) and d.get("benchmark") == "train_throughput" and isinstance(d.get("rows"), list)
+
+
+def render_train_throughput(d: dict) -> list[str]:
+    """benchmarks/train_throughput.py: training samples/s at 1 and 2 processes (and 1 GPU)."""
+    rows = [[num(r.get("processes"), 0), cell(r.get("device")), cell(r.get("backend")),
+             num(r.get("threads_per_process"), 0), num(r.get("global_batch"), 0), num(r.get("samples_per_s"), 1)]
+            for r in d["rows"]]
+    out = [f"`train {d.get('model', '?')}` on {cell(d.get('data'))} data, {num(d.get('crop'), 0)} px crops; samples/s "
+           "inside the training loop after the first step.", ""]
+    out += table(["processes", "device", "backend", "threads each", "global batch", "samples/s"], rows) + [""]
+    out.append(f"Scaling, 2 processes / 1 process on CPU: **{num(d.get('scaling_2proc_cpu'), 2, 'x')}**"
+               + (f"; 1 GPU / 1 CPU process: {num(d['gpu_vs_cpu1'], 2, 'x')}." if d.get("gpu_vs_cpu1") else
+                  "; no GPU on the host that measured it."))
+    return out + [""]
+
+
 # -- anything else -------------------------------------------------------------------------------------
 def leaves(v, path=""):
     """(key path, value) of every scalar (and short list of scalars) in ``v``, in document order."""
@@ -267,6 +285,7 @@ RENDERERS = [  # (test, renderer, what the section is about)
     (is_run_all, render_run_all, "`benchmarks/run_all.py`: speed, size and accuracy targets of the shipped models"),
     (is_preview_speed, render_preview_speed, "`benchmarks/preview_speed.py`: camera-preview speed"),
     (is_real_photos, render_real_photos, "`benchmarks/real_photos.py`: models on real photos"),
+    (is_train_throughput, render_train_throughput, "`benchmarks/train_throughput.py`: training throughput"),
 ]
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -61,6 +60,7 @@ def main(argv=None):
 
     import torch
 
+    from benchmarks.run_all import cpu_info
     from edgeenhance.fileio import write_json
 
     rows = []
@@ -70,8 +70,10 @@ def main(argv=None):
         if torch.cuda.is_available():
             rows.append(run(1, "cuda", a, Path(tmp) / "gpu1"))
     cpu1, cpu2 = rows[0]["samples_per_s"], rows[1]["samples_per_s"]
-    result = {"benchmark": "train_throughput", "model": "bilateral", "data": a.data, "crop": a.crop,
-              "host": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    import datetime
+
+    result = {"benchmark": "train_throughput", "date": datetime.date.today().isoformat(), "model": "bilateral", "data": a.data, "crop": a.crop,
+              "host": {**cpu_info(), "cores": os.cpu_count(),
                        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
               "rows": rows, "scaling_2proc_cpu": round(cpu2 / cpu1, 3),
               "note": "samples/s inside the training loop after the first step; 2 processes share the cores"}

@@ -117,3 +117,19 @@ def test_shipped_results_page_is_current():
     text = rr.render(ROOT / "benchmarks" / "results", ROOT / "docs")
     assert (ROOT / "docs" / "results.md").read_text() == text, \
         "docs/results.md is out of date: run python benchmarks/render_results.py"
+
+
+def test_train_throughput_section(tmp_path):
+    rr = load()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "results").mkdir()
+    rows = [{"processes": 1, "device": "cpu", "backend": "none (one process)", "threads_per_process": 2,
+             "global_batch": 8, "samples_per_s": 40.0},
+            {"processes": 2, "device": "cpu", "backend": "gloo", "threads_per_process": 1, "global_batch": 16,
+             "samples_per_s": 60.0}]
+    (tmp_path / "results" / "train_throughput.json").write_text(json.dumps(
+        {"benchmark": "train_throughput", "model": "bilateral", "data": "synthetic", "crop": 128, "rows": rows,
+         "scaling_2proc_cpu": 1.5}))
+    text = rr.render(tmp_path / "results", tmp_path / "docs")
+    assert row(text, "2")[1:] == ["cpu", "gloo", "1", "16", "60.0"]
+    assert "2 processes / 1 process on CPU: **1.50x**; no GPU" in text
