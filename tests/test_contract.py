@@ -123,3 +123,15 @@ def test_without_the_row_the_target_is_unknown(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["export", "--target", "torchscript", "-o", str(tmp_path)])
     assert "invalid choice: 'torchscript'" in capsys.readouterr().err
+
+
+def test_every_family_names_a_trainer_that_exists():
+    from edgeenhance.export.targets import resolve
+    from edgeenhance.models.base import load_builtin_families
+
+    trained = {name: cls.trainer for name, cls in load_builtin_families().items() if not cls.classical}
+    assert {"bilateral", "student", "resnet_generator"} <= set(trained)
+    for name, ref in trained.items():
+        if name == "toy_tint":
+            continue
+        assert callable(resolve(ref)), (name, ref)

@@ -101,3 +101,24 @@ def test_a_crash_on_one_rank_ends_the_job_with_a_message(tmp_path):
     assert r.returncode != 0
     text = r.stdout + r.stderr
     assert "edgeenhance: error (rank 1 of 2)" in text and "injected failure at step 3" in text
+
+
+def test_cyclegan_and_distill_run_under_torchrun(tmp_path):
+    cg = tmp_path / "cg"
+    r = launch(2, ["train", "cyclegan", "--over", "synthetic", "--normal", "synthetic", "--n-images", "8", "--epochs",
+                   "2", "--batch", "1", "--crop", "32", "--ngf", "4", "--n-blocks", "1", "--ndf", "4", "--quiet",
+                   "-o", str(cg)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    world = json.loads((cg / "world.json").read_text())
+    assert world["global_batch"] == 2 and len(set(world["fingerprints"])) == 1
+    assert "G=" in world["fingerprints"][0] and "D_Y=" in world["fingerprints"][0]
+    # 8 images per domain / global batch 2: 4 steps per epoch; one log line per epoch (rank 0 alone writes)
+    assert len((cg / "log.jsonl").read_text().splitlines()) == 2
+    ds = tmp_path / "ds"
+    r = launch(2, ["distill", "--teacher", str(cg / "teacher.safetensors"), "--student", "tiny", "--n-images", "8",
+                   "--steps", "4", "--batch", "2", "--crop", "32", "--val-images", "2", "--val-every", "2", "--quiet",
+                   "-o", str(ds)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    world = json.loads((ds / "world.json").read_text())
+    assert world["global_batch"] == 4 and len(set(world["fingerprints"])) == 1
+    assert (ds / "student.safetensors").exists()

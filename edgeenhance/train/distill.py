@@ -93,6 +93,8 @@ def distill(out_dir, teacher, over_imgs, val_imgs, config: DistillConfig | None 
     stu = build_student(c.student_size).to(dev)
     if init is not None:
         stu.load_state_dict(init.state_dict())
+    if dev.type == "cuda":  # tensor-core friendly layout for the convolutions
+        teacher, stu = teacher.to(memory_format=torch.channels_last), stu.to(memory_format=torch.channels_last)
     t_ch = teacher.blocks[0].block[1].in_channels
     s_ch = stu.blocks[0].body[0].in_channels
     adapter = nn.Conv2d(s_ch, t_ch, 1).to(dev)
