@@ -89,6 +89,8 @@ def test_resume_continues_with_one_and_with_two_processes(two_rank_run, tmp_path
         shutil.copytree(out, run)
         r = train(nproc, run, 2, 6, "--resume")
         assert "resumed from" in r.stdout + r.stderr and "at step 4" in r.stdout + r.stderr
+        if nproc == 1:  # the global batch halves: said, and the lr kept under --lr-scale none
+            assert "resumed with 1 process(es), saved with 2" in r.stdout + r.stderr
         with safe_open(str(run / "last.safetensors"), framework="pt") as f:
             assert f.metadata()["step"] == "6"
         assert not torch.equal(weights(run / "final.safetensors")["model.gridnet.out.weight"],

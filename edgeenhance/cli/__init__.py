@@ -64,14 +64,25 @@ def _lost_peer(e: BaseException) -> bool:
         or "Connection reset by peer" in str(e)
 
 
-def _record(e: BaseException) -> None:
-    """The error, where torchrun's failure summary reads it (its "Root Cause" then names it)."""
+def _record(e: BaseException, line: str | None = None) -> None:
+    """The error, where torchrun's failure summary reads it (its "Root Cause" then names it): a user
+    error as its one line, anything else with its traceback."""
     import os
 
-    if os.environ.get("TORCHELASTIC_ERROR_FILE"):
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    if line is None:
         from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
 
         ErrorHandler().record_exception(e)
+        return
+    import json
+    import time
+
+    with open(path, "w") as fh:  # the format ErrorHandler writes, without the stack
+        json.dump({"message": {"message": line, "extraInfo": {"py_callstack": line,
+                                                             "timestamp": str(int(time.time()))}}}, fh)
 
 
 def main(argv=None) -> int:
@@ -90,7 +101,7 @@ def main(argv=None) -> int:
     except UserError as e:
         print(f"edgeenhance: error{_rank()}: {e}", file=sys.stderr)
         if _rank():
-            _record(e)
+            _record(e, f"edgeenhance: error: {e}")
         return 2
     except KeyboardInterrupt:
         print("edgeenhance: interrupted", file=sys.stderr)

@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
-FMT = argparse.RawDescriptionHelpFormatter
+
+class FMT(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; option help rewrapped to the terminal, except lines indented by two
+    spaces (tables, examples), which are kept as they are."""
+
+    def _split_lines(self, text, width):
+        out, para = [], []
+        for line in text.splitlines():
+            if line.startswith("  "):
+                out += textwrap.wrap(" ".join(para), width)
+                para = []
+                out.append(line)
+            else:
+                para.append(line.strip())
+        return out + textwrap.wrap(" ".join(para), width)
 
 
 def progress(args) -> bool:

@@ -19,7 +19,9 @@ def add(sub):
                    help="'synthetic' or a folder of over-exposed photos (default: synthetic)")
     d.add_argument("--n-images", type=positive, default=1000, help="rendered training images (default 1000)")
     d.add_argument("--steps", type=positive, default=D.steps, help="optimizer steps (default 3000)")
-    d.add_argument("--batch", type=positive, default=D.batch, help="images per step (default 8)")
+    d.add_argument("--batch", type=positive, default=D.batch,
+                   help="images per step and process (under torchrun the global batch is this x processes; "
+                        "default 8)")
     d.add_argument("--crop", type=positive, default=D.crop, help="training crop side in pixels (default 256)")
     d.add_argument("--lr", type=float, default=D.lr, help="Adam learning rate, cosine-decayed (default 2e-3)")
     d.add_argument("--feat", type=float, default=D.w_feat, help="weight of feature matching (default 1.0)")

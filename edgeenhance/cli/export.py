@@ -10,19 +10,24 @@ from edgeenhance.cli.args import FMT, parse_size, positive
 def export_options(p):
     from edgeenhance.export.targets import TARGETS, help_table
 
+    def offering(precision):
+        return ", ".join(t.name for t in TARGETS.values() if precision in t.precisions)
+
     p.add_argument("--target", choices=[*TARGETS, "all"], default="tflite",
-                   help="where the files run (default tflite; all: every target):\n" + help_table())
+                   help="where the files run (default tflite; all: every target). Name, suffix, precisions,\n"
+                        "runtime:\n" + help_table())
     p.add_argument("--int8", action="store_true", help="also write an int8 model (post-training, calibrated)")
-    p.add_argument("--fp16", action="store_true", help="also write an fp16 model (TFLite, CoreML)")
+    p.add_argument("--fp16", action="store_true", help=f"also write an fp16 model ({offering('fp16')})")
     p.add_argument("--w8a8", action="store_true",
-                   help="also write a CoreML model with int8 weights and int8 activations (ranges calibrated\n"
-                        "in PyTorch; CoreML's --int8 is int8 weights with fp16 compute)")
+                   help=f"also write a model with int8 weights and int8 activations ({offering('w8a8')}: ranges\n"
+                        "calibrated in PyTorch; there --int8 is int8 weights with fp16 compute)")
     p.add_argument("--form", default=None, metavar="FORM",
                    help="full: image in, image out. grid (bilateral): low-res image in, grid out; slicing runs\n"
                         "beside it. Default: the form the model deploys as (bilateral: grid; others: full)")
     p.add_argument("--size", type=parse_size, help="HxW input size of the full form (default 512x512); for the grid "
                                                   "form, the photo size used for verification")
-    p.add_argument("--dynamic", action="store_true", help="ONNX: any height and width")
+    p.add_argument("--dynamic", action="store_true",
+                   help=f"any height and width ({', '.join(t.name for t in TARGETS.values() if t.dynamic)} only)")
     p.add_argument("--calib", default="synthetic",
                    help="int8 calibration images: 'synthetic' (rendered, badly and well exposed) or a folder\n"
                         "of photos like those your app sees (default synthetic)")
@@ -33,10 +38,11 @@ def export_options(p):
     p.add_argument("--verify-images", type=positive, default=4,
                    help="verification images (synthetic: N badly exposed + N/2 well exposed; default 4)")
     p.add_argument("--min-psnr", type=float, default=35.0, help="int8 threshold against float, dB (default 35)")
-    p.add_argument("--io", choices=["float", "int8"], default="float", help="TFLite int8 model inputs/outputs")
+    p.add_argument("--io", choices=["float", "int8"], default="float", help="TFLite int8 model inputs/outputs (default float)")
     p.add_argument("--activations", type=int, choices=[8, 16], default=8,
                    help="TFLite activation bits (16: int16 activations with int8 weights)")
-    p.add_argument("--onnx-quantizer", choices=["nncf", "ort"], default="nncf")
+    p.add_argument("--onnx-quantizer", choices=["nncf", "ort"], default="nncf",
+                   help="ONNX int8: NNCF post-training quantization or onnxruntime's QDQ (default nncf)")
     p.add_argument("--all-int8", action="store_true",
                    help="every layer computes in int8, also those the model keeps in float for accuracy\n"
                         "(for NPUs/DSPs that run only integer graphs; faster on CPUs, less accurate)")
@@ -53,9 +59,9 @@ def export_options(p):
                    help="TFLite tensor layout (default nhwc: channel-last, as Android bitmaps, camera\n"
                         "buffers and TFLite image models use; nchw keeps PyTorch's order). ONNX and\n"
                         "CoreML files are NCHW. manifest.json records the layout of every file")
-    p.add_argument("--threads", type=positive, default=2)
-    p.add_argument("-o", "--out", type=Path, required=True)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--threads", type=positive, default=2, help="threads for verification runs (default 2)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder (files + manifest.json)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def add(sub):

@@ -13,11 +13,12 @@ def common_train_options(q):
     q.add_argument("--resume", action="store_true",
                    help="continue from OUT/last.safetensors, exactly as the uninterrupted run would have")
     q.add_argument("--save-every", type=seconds, default=RunConfig.save_every_s, metavar="SECONDS",
-                   help="also write OUT/last.safetensors this often; Ctrl-C or SIGTERM saves it and stops "
-                        "(default 300)")
+                   help="also write OUT/last.safetensors this often (0: after every step); Ctrl-C or SIGTERM "
+                        "saves it and stops (default 300)")
     q.add_argument("--seed", type=int, default=RunConfig.seed,
                    help="random seed of initialisation and data (default 0)")
-    q.add_argument("--device", default="auto", help="cpu, cuda or auto (default auto: cuda when present)")
+    q.add_argument("--device", default="auto", help="cpu, cuda or auto (default auto: cuda when present; under torchrun each process "
+                        "takes its own GPU)")
     q.add_argument("--skip-bad", action="store_true",
                    help="warn about and skip unreadable or unmatched files (default: stop with an error)")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -25,7 +26,8 @@ def common_train_options(q):
                    help="under torchrun: 'linear' multiplies --lr by the number of processes (the global batch\n"
                         "grows with them: per-process --batch x processes); 'none' keeps --lr (default none)")
     q.add_argument("--compile", action="store_true",
-                   help="torch.compile the trained networks (falls back to eager with a warning)")
+                   help="torch.compile the trained networks: the first steps are slow (minutes on a CPU); falls "
+                        "back to eager with a warning where it cannot compile (default off)")
     q.add_argument("--no-amp", action="store_true", help="no bf16 mixed precision on GPU (default: bf16 on GPU)")
     q.add_argument("-o", "--out", required=True, type=Path, help="run folder (checkpoints, logs)")
 
@@ -44,7 +46,9 @@ def stopped(r) -> int:
 
 def add(sub):
     B, C = BilateralConfig, CycleGANConfig  # the defaults are theirs (test_cli: each help states its default)
-    p = sub.add_parser("train", help="train an enhancer", description="Train an enhancer.")
+    p = sub.add_parser("train", help="train an enhancer", description="Train an enhancer. Every trainer also runs under torchrun on several processes,\n"
+                                                                       "GPUs or machines: torchrun --nproc-per-node N -m edgeenhance train ...\n"
+                                                                       "(see README, 'Training on several GPUs or machines').")
     s = p.add_subparsers(dest="train_command", metavar="MODEL")
     b = s.add_parser("bilateral", formatter_class=FMT, help="bilateral-grid illumination enhancer",
                      description="Train the bilateral-grid enhancer for under-exposed and low-light photos, or with\n"
@@ -92,7 +96,9 @@ def add(sub):
                    help="train on --data with zero-reference losses only (no targets used); a plain folder "
                         "of photos is then taken as is, and checkpoints are chosen by a no-reference score")
     b.add_argument("--steps", type=positive, default=B.steps, help="optimizer steps (default 3000)")
-    b.add_argument("--batch", type=positive, default=B.batch, help="images per step (default 8)")
+    b.add_argument("--batch", type=positive, default=B.batch,
+                   help="images per step and process (under torchrun the global batch is this x processes; "
+                        "default 8)")
     b.add_argument("--crop", type=positive, default=B.crop, help="training crop side in pixels (default 192)")
     b.add_argument("--lr", type=float, default=B.lr, help="Adam learning rate, cosine-decayed (default 1e-3)")
     b.add_argument("--n-images", type=positive, default=B.n_images, help="rendered training pairs (default 512)")
@@ -114,7 +120,8 @@ def add(sub):
     c.add_argument("--n-images", type=positive, default=1000, help="synthetic images per domain (default 1000)")
     c.add_argument("--epochs", type=positive, default=C.epochs,
                    help="epochs: half at constant LR, half decaying linearly to 0 (default 10)")
-    c.add_argument("--batch", type=positive, default=C.batch, help="images per domain per step (default 4)")
+    c.add_argument("--batch", type=positive, default=C.batch,
+                   help="images per domain, step and process (default 4)")
     c.add_argument("--crop", type=positive, default=C.crop, help="training crop side in pixels (default 256)")
     c.add_argument("--lr", type=float, default=C.lr, help="Adam learning rate (default 2e-4)")
     c.add_argument("--lambda-cycle", type=float, default=C.lam,

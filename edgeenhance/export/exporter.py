@@ -138,15 +138,17 @@ class Exporter:
                            "function; each file is still verified against the original model)"}
         return net
 
-    def float_modules(self, target: str = "tflite", precision: str = "int8") -> tuple[str, ...]:
+    def float_modules(self, target: str | None = None, precision: str = "int8") -> tuple[str, ...]:
         """Submodules the model asks int8 exporters to keep in float compute (``int8_float_modules``);
-        none with ``all_int8``, nor for int8-tuned weights that were tuned with every layer in int8."""
+        none with ``all_int8``, nor for int8-tuned weights that were tuned with every layer in int8.
+        ``target`` None: the first target whose int8 files have int8 activations."""
         if self.all_int8:
             return ()
+        target = target or next(t.name for t in TARGETS.values() if "int8" in t.int8_activations)
         graph = self.graph_for(target, precision)
         return tuple(sorted({n for m in graph.modules() for n in getattr(m, "int8_float_modules", ())}))
 
-    def float_output(self, target: str = "tflite", precision: str = "int8") -> bool:
+    def float_output(self, target: str, precision: str = "int8") -> bool:
         """Whether the model asks int8 exporters to compute the op writing its output in float
         (``int8_float_output``); never with ``all_int8``, nor from int8-tuned weights: QAT fitted those
         to an int8 output (the bilateral model's dark test photo: 38.0 dB as tuned, 33.1 with it float)."""
@@ -262,7 +264,12 @@ class Exporter:
         out_dir = ensure_dir(out_dir)
         jobs = [(t.name, p) for t in rows for p in precisions if p in t.precisions]  # what each target offers
         self.log(f"{self.spec}: {self.form.name} form ({self.form.summary})")
-        if any(p in ("int8", "w8a8") for p in precisions) and self.calib == "synthetic":
+        for t in rows:
+            skipped = [p for p in precisions if p not in t.precisions]
+            if skipped:
+                self.log(f"{t.name} offers {'/'.join(t.precisions)}: skipping {', '.join(skipped)}")
+        quantized = [(t, p) for t, p in jobs if p != "fp32" and p != "fp16"]
+        if quantized and self.calib == "synthetic":
             self.log("warning: int8 ranges calibrated on rendered images only; for the photos your app sees, "
                      "pass --calib DIR (and --verify DIR to check on them)")
         _ = self.module  # settles the extras (grid normalization) before anything is written
@@ -272,20 +279,22 @@ class Exporter:
                                   "images": self.n_calib}}
         if self.checkpoint is not None:
             header["checkpoint"] = checkpoint_reference(self.checkpoint, out_dir)
-        if "int8" in precisions:
-            mods = self.float_modules()
-            if self.all_int8 or (not mods and self.uses_int8_weights("tflite", "int8")):
+        int8_rows = [t for t in rows if "int8" in t.int8_activations and "int8" in precisions]
+        if int8_rows:  # the int8-activation files' float layers (the same for every such target)
+            first, names = int8_rows[0].name, "/".join(t.name for t in int8_rows)
+            mods = self.float_modules(first, "int8")
+            if self.all_int8 or (not mods and self.uses_int8_weights(first, "int8")):
                 why = "--all-int8" if self.all_int8 else "the int8-tuned weights were tuned that way"
                 header["int8_float_modules"] = {"modules": [], "meaning": f"{why}: every layer of the int8 "
-                                                                          "TFLite/ONNX files computes in int8"}
+                                                                          f"{names} files computes in int8"}
             elif mods:
                 header["int8_float_modules"] = {"modules": list(mods),
-                                                "meaning": "in int8 TFLite/ONNX files these layers compute in float "
+                                                "meaning": f"in int8 {names} files these layers compute in float "
                                                            "(weights stored as int8); all others are int8"}
-                if self.float_output():
-                    header["int8_float_modules"]["tflite_output_op"] = (
-                        "float: in int8 TFLite files the op writing the output also computes in float "
-                        "(weights stored as int8); in int8 ONNX files that node and its input are float")
+                if self.float_output(first, "int8"):
+                    header["int8_float_modules"]["tflite_output_op"] = (  # key kept for manifest readers
+                        f"float: in int8 {names} files the op writing the output also computes in float "
+                        "(weights stored as int8; in ONNX, that node and its input)")
         # Before writing anything: drop the entries of files about to be replaced (the ONNX fp32 file is
         # also written for ONNX int8) and of files the manifest can no longer vouch for.
         writing = {self.filename(t, p) for t, p in jobs} | {self.filename(t, "fp32") for t, _ in jobs
@@ -303,9 +312,11 @@ class Exporter:
                 continue
             e = file_entry(path, target, precision, self.io_spec(path, target), ver, ver["runtime"])
             e["executes"] = get_target(target).executes
+            if precision != "fp32" and get_target(target).quantizer:
+                e["quantizer"] = get_target(target).quantizer
             # each file carries what runs it (guide, grid normalization, size) as it was exported
             e.update({k: copy.deepcopy(header[k]) for k in FILE_PARAMS if k in header})
-            if precision == "int8" and get_target(target).weight_scales:
+            if get_target(target).weight_scales and precision in get_target(target).int8_activations:
                 e["weight_scales"] = self.weight_scales_for(target, precision)
             if self.uses_int8_weights(target, precision):
                 e["int8_weights_from"] = getattr(self.int8_model, "name", "int8 model")

@@ -24,7 +24,7 @@ class Target:
     converter: str | Callable
     engine: str | Callable  # Engine class that runs its files (runtime/engines.py): cls(path, threads, **kw)
     executes: str  # where its files run
-    quantizer: str = ""  # what makes its int8 files (for docs and --help)
+    quantizer: str = ""  # what makes its quantized files (recorded in their manifest entries)
     int8_activations: tuple[str, ...] = ()  # precisions with int8 activations: made from int8-tuned (QAT) weights
     weight_scales: bool = False  # --weight-scales applies to its int8-activation files
     activation_bits: bool = False  # --activations 16 applies (int16 activations: then not made from QAT weights)

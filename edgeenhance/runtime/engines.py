@@ -26,6 +26,7 @@ class Engine:
 
     fmt = "?"
     runtime = "?"
+    name = "model"
     input_shape: tuple | None = None
     output_kind = "image"
 

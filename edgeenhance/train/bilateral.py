@@ -146,7 +146,8 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
     if not 0.0 <= c.render_mix < 1.0:
         raise UserError(f"--render-mix must be in [0, 1), got {c.render_mix}")
     world, dev = distributed.setup(c.device)
-    loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log)
+    loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log,
+                lr_scale=c.lr_scale)
     log, progress = loop.log, loop.progress
     teacher = None
     if c.teacher is not None:
@@ -166,9 +167,7 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
     noref = photos and c.zero_reference  # no targets anywhere: validate without them
     batch, crop, seed, workers, exposure = c.batch, c.crop, c.seed, c.workers, c.exposure
     loop.samples_per_step = batch * world.size
-    if world.distributed:
-        log(f"{world.size} processes ({world.backend}): global batch {batch * world.size} = {batch} per process x "
-            f"{world.size} processes, lr {opt.param_groups[0]['lr']:g}")
+    distributed.announce(log, batch, opt.param_groups[0]["lr"], dev)
     net = distributed.wrap(model, dev, "forward_with_illumination", c.compile, log)  # what the step calls
     n_render = int(round(batch * c.render_mix)) if photos else 0
     rendered = sampler = None

@@ -20,7 +20,9 @@ def pick_device(name: str | None = None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but no CUDA device is available")
-    return torch.device(name)
+    from edgeenhance.models.registry import check_device
+
+    return check_device(name)
 
 
 def seed_everything(seed: int) -> None:

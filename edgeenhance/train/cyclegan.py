@@ -88,7 +88,8 @@ def train_cyclegan(out_dir, over_imgs, normal_imgs, config: CycleGANConfig | Non
     c = configured(CycleGANConfig, config, options)
     out_dir = Path(out_dir)
     world, dev = distributed.setup(c.device)
-    loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log)
+    loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log,
+                lr_scale=c.lr_scale)
     log = loop.log
     out_dir.mkdir(parents=True, exist_ok=True)
     amp = (dev.type == "cuda") if c.amp is None else c.amp
@@ -126,9 +127,7 @@ def train_cyclegan(out_dir, over_imgs, normal_imgs, config: CycleGANConfig | Non
     if loop.resuming:
         log(f"resumed from {loop.path} at epoch {loop.start // spe + 1}, step {loop.start % spe}")
     loop.samples_per_step = c.batch * world.size
-    if world.distributed:
-        log(f"{world.size} processes ({world.backend}): global batch {c.batch * world.size} = {c.batch} per process x "
-            f"{world.size} processes (per domain), lr {opts['G'].param_groups[0]['lr']:g}")
+    distributed.announce(log, c.batch, opts["G"].param_groups[0]["lr"], dev, " (per domain)")
     calls = {k: distributed.wrap(v, dev, compile=c.compile, log=log) for k, v in nets.items()}
 
     def share(t):

@@ -85,7 +85,8 @@ def distill(out_dir, teacher, over_imgs, val_imgs, config: DistillConfig | None 
     c = configured(DistillConfig, config, options)
     out_dir = Path(out_dir)
     world, dev = distributed.setup(c.device)
-    loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log)
+    loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log,
+                lr_scale=c.lr_scale)
     log = loop.log
     teacher, disc, init = check_inputs(teacher, c.discriminator, c.init, c.student_size, c.w_adv, dev)
     seed_everything(c.seed)
@@ -114,9 +115,7 @@ def distill(out_dir, teacher, over_imgs, val_imgs, config: DistillConfig | None 
     if loop.resuming:
         log(f"resumed at step {loop.start}")
     loop.samples_per_step = c.batch * world.size
-    if world.distributed:
-        log(f"{world.size} processes ({world.backend}): global batch {c.batch * world.size} = {c.batch} per process x "
-            f"{world.size} processes, lr {opt.param_groups[0]['lr']:g}")
+    distributed.announce(log, c.batch, opt.param_groups[0]["lr"], dev)
     # what the step calls: DDP-wrapped under torchrun (the frozen teacher and discriminator are not)
     net = distributed.wrap(stu, dev, "forward" if c.cache_teacher else "features", c.compile, log)
     adapt = distributed.wrap(adapter, dev, compile=c.compile, log=log)

@@ -61,12 +61,24 @@ def setup(device: str | None = "auto", timeout_s: float = 1800.0) -> tuple[World
     device = device or "auto"
 
     rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+    local, local_n = int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("LOCAL_WORLD_SIZE", size))
+    if device not in ("auto", "cpu"):
+        from edgeenhance.models.registry import check_device
+
+        if check_device(device).type != "cuda":
+            raise UserError(f"--device {device}: under torchrun use auto, cpu or cuda")
+    # every process of this machine decides alike: NCCL only if each has a GPU of its own (a mix of
+    # NCCL and gloo ranks would wait on each other forever)
     gpus = torch.cuda.device_count()
-    use_gpu = device != "cpu" and gpus > local
+    use_gpu = device != "cpu" and gpus >= local_n
     if device.startswith("cuda") and not use_gpu:
-        raise UserError(f"--device {device}: rank {rank} (local rank {local}) has no GPU of its own "
-                        f"({gpus} on this machine); use --nproc-per-node {max(gpus, 1)} or --device cpu")
+        raise UserError(f"--device {device}: {local_n} processes on this machine but {gpus} GPU(s); "
+                        f"use --nproc-per-node {max(gpus, 1)} or --device cpu")
+    if device == "auto" and 0 < gpus < local_n and rank == 0:
+        import warnings
+
+        warnings.warn(f"{local_n} processes per machine but {gpus} GPU(s): training on CPU (gloo); "
+                      f"use --nproc-per-node {gpus} to train on the GPUs", stacklevel=2)
     backend = "nccl" if use_gpu else "gloo"
     if use_gpu:
         torch.cuda.set_device(local)
@@ -105,8 +117,13 @@ def wrap(model: torch.nn.Module, device: torch.device, method: str = "forward", 
     ``torch.compile`` (falling back to eager with a warning where it cannot compile)."""
     fn = model if method == "forward" else _Method(model, method)
     if _WORLD.distributed and any(p.requires_grad for p in model.parameters()):
+        import warnings
+
         from torch.nn.parallel import DistributedDataParallel as DDP
 
+        # depthwise convolutions' gradients come in another memory layout than DDP's buckets: a copy,
+        # harmless, that torch reports once per process
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         fn = DDP(fn, device_ids=[device.index] if device.type == "cuda" else None)
     if compile:
         fn = _Compiled(fn, log)
@@ -118,7 +135,7 @@ class _Compiled:
     and plain eager execution from then on."""
 
     def __init__(self, fn, log):
-        self.eager, self.log = fn, log
+        self.eager, self.log, self.compiled = fn, log, False
         try:
             self.fn = torch.compile(fn)
         except Exception as e:  # torch.compile raises several types where it is unavailable
@@ -130,13 +147,15 @@ class _Compiled:
         self.fn = self.eager
 
     def __call__(self, *args, **kw):
-        if self.fn is self.eager:
-            return self.eager(*args, **kw)
-        try:
+        if self.fn is self.eager or self.compiled:
             return self.fn(*args, **kw)
-        except Exception as e:  # the compile happens at the first call
+        try:
+            out = self.fn(*args, **kw)
+        except Exception as e:  # the compile happens at the first call; later errors are real ones
             self._fallback(e)
             return self.eager(*args, **kw)
+        self.compiled = True
+        return out
 
 
 def autocast(device: torch.device, enabled: bool | None):
@@ -148,9 +167,12 @@ def autocast(device: torch.device, enabled: bool | None):
     return nullcontext()
 
 
-def loader_options(device: torch.device) -> dict:
-    """DataLoader settings for the device: pinned host memory for fast copies to a GPU."""
-    return {"pin_memory": device.type == "cuda"}
+def announce(log, batch: int, lr: float, device: torch.device, per: str = "") -> None:
+    """The start-of-run line: processes, global batch (= per-process batch x processes), learning rate."""
+    w = _WORLD
+    procs = f"{w.size} processes ({w.backend})" if w.distributed else f"1 process ({device.type})"
+    log(f"{procs}: global batch {batch * w.size} = {batch} per process x {w.size} process"
+        f"{'es' if w.size > 1 else ''}{per}, lr {lr:g}")
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -168,7 +168,7 @@ class Loop:
     are not caught (a fine-tuning pass inside another command)."""
 
     def __init__(self, out_dir=None, *, resume: bool = False, save_every_s: float = SAVE_EVERY_S,
-                 progress: bool = True, log: Callable = print):
+                 progress: bool = True, log: Callable = print, lr_scale: str = "none"):
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.path = None if out_dir is None else self.out_dir / "last.safetensors"
         # read and checked now, before the trainer loads any data: a bad state is reported in a second
@@ -178,6 +178,7 @@ class Loop:
         self.save_every_s, self.progress = save_every_s, progress and self.main
         self.log = log if self.main else _silent  # one voice: rank 0's
         self.samples_per_step = None  # the global batch, for world.json's samples/s (set by the trainer)
+        self.lr_scale = lr_scale  # "linear": a resume with another number of processes rescales the lr
         self.models, self.optims, self.scheds, self.generators = {}, {}, {}, {}
         self.start, self.stopped, self.signum = 0, None, None
 
@@ -193,7 +194,27 @@ class Loop:
             return {}
         self.state.restore(self.models, self.optims, device, self.scheds)
         self.start = self.state.step
+        self._rescale_for_world(int(self.state.extra.get("processes", 1)))
         return self.state.extra
+
+    def _rescale_for_world(self, before: int) -> None:
+        """A resume with another number of processes: the global batch changes with them; with
+        --lr-scale linear the learning rates (and schedules) follow it."""
+        now = self.world.size
+        if before == now:
+            return
+        f = now / before if self.lr_scale == "linear" else 1.0
+        for opt in self.optims.values():
+            for g in opt.param_groups:
+                g["lr"] *= f
+                if "initial_lr" in g:
+                    g["initial_lr"] *= f
+        for s in self.scheds.values():
+            s.base_lrs = [b * f for b in s.base_lrs]
+            if hasattr(s, "eta_min"):
+                s.eta_min *= f
+        self.log(f"resumed with {now} process(es), saved with {before}: the global batch changes with them; "
+                 + (f"learning rates x{f:g} (--lr-scale linear)" if f != 1 else "learning rates kept (--lr-scale none)"))
 
     def track_random(self, generators: dict) -> None:
         """Random generators of the data (numpy Generators, random.Random) saved with the global random
@@ -205,6 +226,7 @@ class Loop:
     def save(self, step: int, meta: dict | None = None, tensors: dict | None = None) -> None:
         if not self.main:
             return
+        meta = {**(meta or {}), "processes": self.world.size}
         save_training_state(self.path, self.models, self.optims, step, meta, self.scheds, self.generators, tensors)
 
     def run(self, step: Callable, total: int, *, desc: str | Callable = "train", val_every: int | None = None,
