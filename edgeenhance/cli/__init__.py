@@ -97,7 +97,11 @@ def main(argv=None) -> int:
         sys.stdout = open(os.devnull, "w")
     try:
         _check_outputs(args)
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        if code > 128 and _rank():  # a trainer stopped by a signal saved its state: torchrun's summary says so
+            _record(None, f"edgeenhance: stopped by signal {code - 128}; the training state is saved: run the "
+                          "same command with --resume to continue")
+        return code
     except UserError as e:
         print(f"edgeenhance: error{_rank()}: {e}", file=sys.stderr)
         if _rank():

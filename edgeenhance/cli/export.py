@@ -78,7 +78,9 @@ def add(sub):
 def exporter(a, model, int8_model="shipped"):
     from edgeenhance.export import Exporter, ExportOptions
 
-    return Exporter(model, ExportOptions.from_args(a), int8_model=int8_model)
+    # each option is the flag of the same name; --io is io_dtype and --quiet turns progress off
+    return Exporter(model, ExportOptions.from_values({**vars(a), "io_dtype": a.io, "progress": not a.quiet}),
+                    int8_model=int8_model)
 
 
 def precisions(a):

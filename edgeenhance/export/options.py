@@ -27,15 +27,9 @@ class ExportOptions:
     progress: bool = True
 
     @classmethod
-    def from_args(cls, args) -> "ExportOptions":
-        """From parsed CLI flags: each option is the flag of the same name (``--io`` is io_dtype,
-        ``--quiet`` turns progress off)."""
-        values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
-        if hasattr(args, "io"):
-            values["io_dtype"] = args.io
-        if hasattr(args, "quiet"):
-            values["progress"] = not args.quiet
-        return cls(**values)
+    def from_values(cls, values: dict) -> "ExportOptions":
+        """From a mapping that may hold other keys too (e.g. all of a command's options)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     def but(self, **changes) -> "ExportOptions":
         """A copy with some options changed."""

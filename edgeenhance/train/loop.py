@@ -171,6 +171,10 @@ class Loop:
                  progress: bool = True, log: Callable = print, lr_scale: str = "none"):
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.path = None if out_dir is None else self.out_dir / "last.safetensors"
+        if not resume and self.path is not None and self.path.is_file() \
+                and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0:
+            log(f"torchrun restarted the job: resuming from {self.path}")  # (torchrun --max-restarts)
+            resume = True
         # read and checked now, before the trainer loads any data: a bad state is reported in a second
         self.state = TrainingState(self.path) if resume else None
         self.world = distributed.world()
