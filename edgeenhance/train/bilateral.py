@@ -167,7 +167,6 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
     noref = photos and c.zero_reference  # no targets anywhere: validate without them
     batch, crop, seed, workers, exposure = c.batch, c.crop, c.seed, c.workers, c.exposure
     loop.samples_per_step = batch * world.size
-    distributed.announce(log, batch, opt.param_groups[0]["lr"], dev)
     net = distributed.wrap(model, dev, "forward_with_illumination", c.compile, log)  # what the step calls
     n_render = int(round(batch * c.render_mix)) if photos else 0
     rendered = sampler = None
@@ -190,6 +189,7 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
     loop.track_random({"sampler": sampler.rng} if sampler is not None else {})
     if loop.resuming:
         log(f"resumed from {loop.path} at step {start}")
+    distributed.announce(log, batch, opt.param_groups[0]["lr"], dev)
 
     def drawn(n):
         """This process's share of n x processes pairs drawn from the shared sampler (the same draws on
