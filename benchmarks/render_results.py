@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 GENERIC_MAX_ROWS = 60  # values shown for a JSON of unknown structure
 DATE_KEYS = ("date", "created", "timestamp", "measured_at")
 HOST_KEYS = ("machine", "host")
@@ -329,19 +328,6 @@ def render(results: Path, docs: Path) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results", help="folder of *.json")
@@ -355,7 +341,9 @@ def main(argv=None) -> int:
             print(f"{a.out} is out of date: run python benchmarks/render_results.py", file=sys.stderr)
             return 1
         return 0
-    write_atomic(a.out, text)
+    from edgeenhance.fileio import write_text  # written to a temp file beside it, then renamed
+
+    write_text(a.out, text)
     print(f"wrote {a.out}")
     return 0
 

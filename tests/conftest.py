@@ -15,6 +15,18 @@ def rng():
     return np.random.default_rng(0)
 
 
+def load_script(relpath: str):
+    """A script of the repository (benchmarks/, scripts/: not a package) imported as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def save(path, arr):
     from edgeenhance.data.imageio import write_image
 

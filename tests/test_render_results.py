@@ -1,16 +1,14 @@
 """benchmarks/render_results.py: docs/results.md from benchmarks/results/*.json."""
-import importlib.util
 import json
 from pathlib import Path
+
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("render_results", ROOT / "benchmarks" / "render_results.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/render_results.py")
 
 
 def row(text: str, first: str) -> list[str]:

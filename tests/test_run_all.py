@@ -1,18 +1,13 @@
 """benchmarks/run_all.py takes the files it measures from each export's manifest.json (no run here)."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_script
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("run_all", ROOT / "benchmarks" / "run_all.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/run_all.py")
 
 
 def entry(name, target, precision, **kw):

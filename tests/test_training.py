@@ -283,14 +283,11 @@ def test_a_state_written_before_random_states_were_saved_still_resumes(tmp_path)
 def test_cyclegan_real_photo_domains_are_bright_frames_and_training_photos():
     """scripts/train_cyclegan_real.py trains on the training split only: real SICE frames brighter than
     mean luminance 0.6 (the over-exposed domain) and the well-exposed photos."""
-    import importlib.util
-
+    from conftest import load_script
     from edgeenhance.data.photosets import photo_files
     from edgeenhance.noref import mean_luminance
 
-    spec = importlib.util.spec_from_file_location("cg", Path(__file__).parents[1] / "scripts" / "train_cyclegan_real.py")
-    cg = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cg)
+    cg = load_script("scripts/train_cyclegan_real.py")
     over, normal = cg.domains(SHARED, progress=False)
     assert len(normal) == len(photo_files(SHARED / "photos", "train"))
     assert 50 < len(over) < len(photo_files(SHARED / "exposure" / "sice_part1", "train"))

@@ -310,13 +310,14 @@ class Exporter:
                 _remove(path)
                 failures.append(advice(target, precision, ver["psnr_vs_float"], ver["threshold_db"]))
                 continue
+            row = get_target(target)
             e = file_entry(path, target, precision, self.io_spec(path, target), ver, ver["runtime"])
-            e["executes"] = get_target(target).executes
-            if precision != "fp32" and get_target(target).quantizer:
-                e["quantizer"] = get_target(target).quantizer
+            e["executes"] = row.executes
+            if precision != "fp32" and row.quantizer:
+                e["quantizer"] = row.quantizer
             # each file carries what runs it (guide, grid normalization, size) as it was exported
             e.update({k: copy.deepcopy(header[k]) for k in FILE_PARAMS if k in header})
-            if get_target(target).weight_scales and precision in get_target(target).int8_activations:
+            if row.weight_scales and precision in row.int8_activations:
                 e["weight_scales"] = self.weight_scales_for(target, precision)
             if self.uses_int8_weights(target, precision):
                 e["int8_weights_from"] = getattr(self.int8_model, "name", "int8 model")

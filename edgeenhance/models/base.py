@@ -78,11 +78,6 @@ class Enhancer(ModelContract, nn.Module):
         return None
 
 
-def family_names() -> list[str]:
-    load_builtin_families()
-    return list(FAMILIES)
-
-
 def load_builtin_families() -> dict[str, type]:
     """Import every module of ``edgeenhance.models`` once, so that each family has registered."""
     import importlib

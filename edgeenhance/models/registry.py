@@ -57,11 +57,6 @@ ZOO = {
 }
 
 
-def classical_names() -> tuple[str, ...]:
-    """Families that are classical algorithms (no network: nothing to export, quantize or train)."""
-    return tuple(name for name, cls in _families().items() if getattr(cls, "classical", False))
-
-
 def is_classical(model) -> bool:
     return bool(getattr(model, "classical", False))
 

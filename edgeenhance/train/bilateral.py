@@ -195,7 +195,7 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
         """This process's share of n x processes pairs drawn from the shared sampler (the same draws on
         every process: together the processes train on exactly the global batch)."""
         x, y = sampler.paired_batch(n * world.size)
-        return (x, y) if world.size == 1 else (x[world.rank * n:(world.rank + 1) * n], y[world.rank * n:(world.rank + 1) * n])
+        return distributed.shard(x), distributed.shard(y)
 
     def next_pair():
         if not photos:

@@ -32,7 +32,7 @@ def cyclegan_step(nets, opts, x, y, pools, lam=10.0, lam_id=0.5, gan_mode="lsgan
     for every weight it wraps."""
     calls = calls or nets
     G, Fn, D_X, D_Y = calls["G"], calls["F"], nets["D_X"], nets["D_Y"]
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp else torch.autocast("cpu", enabled=False)
+    ctx = distributed.autocast(x.device, amp)
     for d in (D_X, D_Y):
         d.requires_grad_(False)
     with ctx:
@@ -130,12 +130,10 @@ def train_cyclegan(out_dir, over_imgs, normal_imgs, config: CycleGANConfig | Non
     distributed.announce(log, c.batch, opts["G"].param_groups[0]["lr"], dev, " (per domain)")
     calls = {k: distributed.wrap(v, dev, compile=c.compile, log=log) for k, v in nets.items()}
 
-    def share(t):
-        return t[world.rank * c.batch:(world.rank + 1) * c.batch]
-
     def step(_):
-        x = share(sampler.batch(0, c.batch * world.size)).to(dev, non_blocking=True)
-        y = share(sampler.batch(1, c.batch * world.size)).to(dev, non_blocking=True)
+        # this process's share of global batches drawn alike by every process
+        x = distributed.shard(sampler.batch(0, c.batch * world.size)).to(dev, non_blocking=True)
+        y = distributed.shard(sampler.batch(1, c.batch * world.size)).to(dev, non_blocking=True)
         if dev.type == "cuda":
             x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
         losses = cyclegan_step(nets, opts, x, y, pools, c.lam, c.lam_id, c.gan_mode, amp, calls)

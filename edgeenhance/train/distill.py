@@ -120,21 +120,17 @@ def distill(out_dir, teacher, over_imgs, val_imgs, config: DistillConfig | None 
     net = distributed.wrap(stu, dev, "forward" if c.cache_teacher else "features", c.compile, log)
     adapt = distributed.wrap(adapter, dev, compile=c.compile, log=log)
 
-    def share(t):
-        """This process's share of a global batch drawn alike by every process."""
-        n = t.shape[0] // world.size
-        return t[world.rank * n:(world.rank + 1) * n]
-
     history = []
 
     def step(_):
         if c.cache_teacher:
-            x, t_out = (share(t).to(dev) for t in sampler.paired_batch(c.batch * world.size))
+            # this process's share of a global batch drawn alike by every process
+            x, t_out = (distributed.shard(t).to(dev) for t in sampler.paired_batch(c.batch * world.size))
             with distributed.autocast(dev, c.amp):
                 s_out = net(x).float()
             loss = F.l1_loss(s_out, t_out)
         else:
-            x = share(sampler.batch(0, c.batch * world.size)).to(dev)
+            x = distributed.shard(sampler.batch(0, c.batch * world.size)).to(dev)
             with torch.no_grad(), distributed.autocast(dev, c.amp):
                 t_out, t_feat = teacher.features(x)
             with distributed.autocast(dev, c.amp):

@@ -175,10 +175,6 @@ def announce(log, batch: int, lr: float, device: torch.device, per: str = "") ->
         f"{'es' if w.size > 1 else ''}{per}, lr {lr:g}")
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)
-
-
 def any_rank(flag: bool) -> bool:
     """True on every rank if ``flag`` is true on any (a signal, a stop condition)."""
     if not _WORLD.distributed:
@@ -188,24 +184,6 @@ def any_rank(flag: bool) -> bool:
     t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
-
-
-def barrier() -> None:
-    if _WORLD.distributed:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def broadcast(obj):
-    """Rank 0's ``obj`` on every rank."""
-    if not _WORLD.distributed:
-        return obj
-    import torch.distributed as dist
-
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def gather(obj) -> list:
@@ -224,14 +202,15 @@ def fingerprint(model: torch.nn.Module) -> str:
     import hashlib
 
     h = hashlib.sha256()
-    for name, p in sorted(unwrap(model).state_dict().items()):
+    for name, p in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
-def shard(items: list, rank: int | None = None, size: int | None = None) -> list:
-    """This rank's contiguous share of a global batch (sizes differ by at most one)."""
+def shard(items, rank: int | None = None, size: int | None = None):
+    """This rank's contiguous share of a global batch, a list or a batch tensor (sizes differ by at
+    most one; with one process, all of it)."""
     rank = _WORLD.rank if rank is None else rank
     size = _WORLD.size if size is None else size
     n = len(items)
