@@ -697,3 +697,41 @@ def test_shipped_bilateral_over_int8_holds_on_an_over_exposed_photo(tmp_path):
     out, ref = pipe(img), enhance_array(ex.model, img)
     assert np.abs(ref - img).mean() > 0.02  # the float model does change the photo
     assert psnr(out, ref) >= 36.0
+
+
+def _range_case():
+    """A small conv net and calibration images: the first one bright, thirty more ten times darker."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.ReLU(), torch.nn.Conv2d(4, 3, 1)).eval()
+    rng = np.random.default_rng(0)
+    bright = rng.uniform(0.0, 1.0, (1, 3, 8, 8)).astype(np.float32)
+    calib = [bright] + [rng.uniform(0.0, 0.1, (1, 3, 8, 8)).astype(np.float32) for _ in range(30)]
+    with torch.no_grad():
+        want = net(torch.from_numpy(bright)).numpy()
+    return net, calib, bright, want
+
+
+@pytest.mark.parametrize("target", ["tflite", "onnx", "coreml"])
+def test_int8_ranges_cover_every_calibration_image(tmp_path, target):
+    """A value only one calibration image reaches is inside the int8 range: the quantizers' own moving
+    averages or means of per-image extremes clipped it (a bright window in a dark frame)."""
+    net, calib, bright, want = _range_case()
+    if target == "tflite":
+        import litert_torch
+
+        from edgeenhance.quantize.tflite import quantize_tflite
+
+        litert_torch.convert(net, (torch.from_numpy(bright),)).export(str(tmp_path / "net.tflite"))
+        got = open_engine(quantize_tflite(tmp_path / "net.tflite", tmp_path / "q.tflite", calib), 1).run(bright)
+    elif target == "onnx":
+        from edgeenhance.quantize.onnx import quantize_onnx
+
+        torch.onnx.export(net, (torch.from_numpy(bright),), str(tmp_path / "net.onnx"), input_names=["image"],
+                          output_names=["output"], opset_version=17, dynamo=False)
+        got = open_engine(quantize_onnx(tmp_path / "net.onnx", tmp_path / "q.onnx", calib), 1).run(bright)
+    else:  # CoreML's activation ranges are calibrated in PyTorch, before conversion
+        from edgeenhance.quantize.coreml import w8a8_module
+
+        with torch.no_grad():
+            got = w8a8_module(net, calib)(torch.from_numpy(bright)).numpy()
+    assert np.abs(got - want).max() < 0.03 * (want.max() - want.min())

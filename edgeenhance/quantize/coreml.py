@@ -24,7 +24,9 @@ def w8a8_module(module, calib_batches, float_modules=()):
 
     model = copy.deepcopy(module).eval()
     cfg = LinearQuantizerConfig.from_dict({
-        "global_config": {"quantization_scheme": "symmetric", "milestones": [0, 0, 1, 0]},
+        # min_max: ranges span every calibration image (the default moving average is ruled by the first ones)
+        "global_config": {"quantization_scheme": "symmetric", "milestones": [0, 0, 1, 0],
+                          "activation_observer": "min_max"},
         "module_name_configs": {name: None for name in float_modules},  # int8 weights come after conversion
     })
     quantizer = LinearQuantizer(model, cfg)

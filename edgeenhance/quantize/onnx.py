@@ -57,9 +57,13 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calib: list[np.ndarray], meth
 
         logging.getLogger("nncf").setLevel(logging.ERROR)
         from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, QuantizationParameters
+        from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
+        # activation ranges span every calibration image (NNCF's default averages per-image extremes, which
+        # clips what only a few images reach; see quantize.tflite.calibrated_ranges)
         adv = AdvancedQuantizationParameters(
-            weights_quantization_params=QuantizationParameters(per_channel=weight_scales == "channel"))
+            weights_quantization_params=QuantizationParameters(per_channel=weight_scales == "channel"),
+            activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
         q = nncf.quantize(model, nncf.Dataset(calib, lambda d: {name: np.ascontiguousarray(d, np.float32)}),
                           subset_size=len(calib), ignored_scope=nncf.IgnoredScope(names=keep) if keep else None,
                           preset=nncf.QuantizationPreset.MIXED if asymmetric_activations else None,

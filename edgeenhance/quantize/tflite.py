@@ -54,6 +54,22 @@ def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(
     return rp.get_quantization_recipe()
 
 
+def calibrated_ranges(q, key: str, name: str, calib: list[np.ndarray]) -> dict:
+    """Each tensor's min and max over all calibration images. The quantizer's own calibration keeps a
+    moving average of per-image extremes (smoothing 0.95), which clips what only a few images reach: on
+    a real dark frame with a bright window the bilateral grid network's activations were cut to half
+    their float range and PSNR(int8, float) fell to 27.6 dB."""
+    ranges: dict = {}
+    for c in calib:
+        for tensor, qsv in q.calibrate({key: [{name: np.ascontiguousarray(c, np.float32)}]}, num_threads=2).items():
+            if not qsv:
+                continue
+            old = ranges.get(tensor)
+            ranges[tensor] = dict(qsv) if old is None else {**old, "min": np.minimum(old["min"], qsv["min"]),
+                                                            "max": np.maximum(old["max"], qsv["max"])}
+    return ranges
+
+
 def quantize_tflite(fp32_path: Path, out_path: Path, calib: list[np.ndarray], precision: str = "int8",
                     io_dtype: str = "float", activation_bits: int = 8, float_modules=(),
                     weight_scales: str = "channel", float_output: bool = False) -> Path:
@@ -83,8 +99,7 @@ def quantize_tflite(fp32_path: Path, out_path: Path, calib: list[np.ndarray], pr
             result = q.quantize()
         else:
             name = sig[key]["inputs"][0]
-            data = {key: [{name: np.ascontiguousarray(c, np.float32)} for c in calib]}
-            result = q.quantize(q.calibrate(data, num_threads=2))
+            result = q.quantize(calibrated_ranges(q, key, name, calib))
     with atomic_path(out_path) as tmp:
         result.export_model(str(tmp), overwrite=True)
     return out_path
