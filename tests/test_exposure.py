@@ -123,3 +123,31 @@ def test_split_is_by_name_per_folder_and_disjoint(tmp_path):
     assert len(train) == 34 and len(val) == 6
     assert not set(train) & set(val)
     assert sorted(p.name for p in val if p.parent.name == "a") == ["18.png", "19.png", "20.png"]  # natural order
+
+
+def test_highlights_brighter_than_the_photos_white_stay_bright_in_a_dark_frame():
+    # a white window (sRGB 1.0) and a mid-grey wall (0.5) in a well-exposed photo, taken 3 stops under
+    img = np.concatenate([flat(1.0, 8), flat(0.5, 8)], axis=1)
+    plain = capture(img, clean(-3.0), np.random.default_rng(0))
+    hdr = clean(-3.0)
+    hdr.highlights = 8.0
+    bright = capture(img, hdr, np.random.default_rng(0))
+    assert SRGB.inverse(plain[0, 0, 0]) == pytest.approx(1 / 8, rel=0.05)  # the window turned grey ...
+    assert bright[0, 0, 0] == pytest.approx(1.0)  # ... unless the scene was 3 stops brighter there
+    assert np.array_equal(plain[:, 8:], bright[:, 8:])  # below the knee nothing changes
+
+
+def test_highlight_draw_comes_last_and_only_when_asked():
+    a = sample_exposure(np.random.default_rng(5), "under")
+    b = sample_exposure(np.random.default_rng(5), "under", highlights=1.0)
+    assert a.highlights == 1.0 and 2.0 <= b.highlights <= 32.0
+    assert (a.ev, a.iso, a.wb, a.jpeg_quality) == (b.ev, b.iso, b.wb, b.jpeg_quality)  # validation pairs unchanged
+
+
+def test_pairs_dataset_with_bright_highlights_keeps_white_areas_bright():
+    white = [np.full((64, 64, 3), 255, np.uint8)]
+    plain = ExposurePairs(white, crop=32, seed=2, kinds={"under": 1.0})
+    bright = ExposurePairs(white, crop=32, seed=2, kinds={"under": 1.0}, highlights=1.0)
+    ev = [plain[k][0].mean() for k in range(8)], [bright[k][0].mean() for k in range(8)]
+    assert all(b > p for p, b in zip(*ev))  # the same draws, but the scene's white was brighter
+    assert all((plain[k][1] == bright[k][1]).all() for k in range(8))  # targets are the photo either way

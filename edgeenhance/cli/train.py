@@ -85,6 +85,10 @@ def add(sub):
                    help="weight of those losses (default 0.1)")
     b.add_argument("--zero-ref-level", type=float, default=B.zero_ref_level,
                    help="exposure level those losses pull 16x16 patches towards (default 0.5; Zero-DCE: 0.6)")
+    b.add_argument("--highlights", type=float, default=B.highlights, metavar="P",
+                   help="share of the under-exposed pairs synthesized from --data photos whose lamps, windows and "
+                        "sky were brighter than the photo's white, so they stay bright in the dark copy as in a "
+                        f"real night photo (0..1, default {B.highlights:g})")
     b.add_argument("--teacher", type=Path, metavar="CKPT",
                    help="CycleGAN generator (teacher.safetensors): its outputs on the --zero-ref frames are "
                         "their targets (distillation; default: none)")
@@ -161,7 +165,7 @@ def cmd_train_bilateral(a):
     check_resume(a)
     cfg = BilateralConfig(data=a.data, layout=a.layout, exposure=a.exposure, zero_reference=a.zero_reference,
                           zero_ref=tuple(a.zero_ref), zero_ref_weight=a.zero_ref_weight,
-                          zero_ref_level=a.zero_ref_level, teacher=a.teacher, teacher_weight=a.teacher_weight,
+                          zero_ref_level=a.zero_ref_level, highlights=a.highlights, teacher=a.teacher, teacher_weight=a.teacher_weight,
                           render_mix=a.render_mix, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr,
                           n_images=a.n_images, val_images=a.val_images, val_every=a.val_every,
                           workers=max(0, a.workers), skip_bad=a.skip_bad, **run_options(a))

@@ -39,13 +39,13 @@ VAL_EV = {"under": (-4.0, -2.0), "over": (1.0, 2.5)}  # the validation pairs' ex
 W_CLIP = 2.0  # weight of the new-clipping penalty
 
 
-def _photo_source(data, crop, seed, batch, start, workers, n_val, progress, log, exposure="under"):
+def _photo_source(data, crop, seed, batch, start, workers, n_val, progress, log, exposure="under", highlights=0.0):
     from edgeenhance.data.photosets import ExposurePairs, batches, heldout_pairs, load_photos, photo_files
 
     train = load_photos(photo_files(data, "train"), max_side=1024, progress=progress, desc="loading photos")
     val_photos = load_photos(photo_files(data, "val"), max_side=1024)
     log(f"{data}: {len(train)} training photos, {len(val_photos)} held out; {exposure}-exposure errors synthesized")
-    it = batches(ExposurePairs(train, crop, seed, kinds=KINDS[exposure]), batch, start, workers, *_shard())
+    it = batches(ExposurePairs(train, crop, seed, kinds=KINDS[exposure], highlights=highlights), batch, start, workers, *_shard())
     val = heldout_pairs(val_photos, n_val, kind=exposure, ev_range=VAL_EV[exposure])
     if exposure == "over":
         # and well-exposed photos (as many as in training, other photos): selected by PSNR on the mix, a
@@ -145,6 +145,8 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
     out_dir = Path(out_dir)
     if not 0.0 <= c.render_mix < 1.0:
         raise UserError(f"--render-mix must be in [0, 1), got {c.render_mix}")
+    if not 0.0 <= c.highlights <= 1.0:
+        raise UserError(f"--highlights must be in [0, 1], got {c.highlights}")
     world, dev = distributed.setup(c.device)
     loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log,
                 lr_scale=c.lr_scale)
@@ -176,7 +178,7 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
         best = best if "score" in best else {"score": -float("inf")}
     elif photos:
         real_it, val = _photo_source(c.data, crop, seed, batch - n_render, start, workers, c.val_images, progress,
-                                     log, exposure)
+                                     log, exposure, c.highlights)
     else:
         train, val = paired_data(c.data, c.layout, c.n_images, exposure, crop, seed, c.val_images, c.skip_bad,
                                  progress)

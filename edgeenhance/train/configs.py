@@ -38,6 +38,7 @@ class BilateralConfig(RunConfig):
     zero_ref: tuple = ()  # folders of real badly exposed photos without targets
     zero_ref_weight: float = 0.1
     zero_ref_level: float = 0.5
+    highlights: float = 0.0  # share of under-exposed pairs whose highlights were brighter than the photo's white
     teacher: Any = None  # a CycleGAN generator (checkpoint path or model) whose outputs on zero_ref are targets
     teacher_weight: float = 1.0
     render_mix: float = 0.0  # fraction of each batch taken from rendered pairs next to real photos
