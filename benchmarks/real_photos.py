@@ -14,7 +14,9 @@ Sets:
   every frame: it should leave good photos nearly alone);
 - int8 (models with a grid form): the grid form exported to int8 TFLite (calibrated as `edgeenhance
   export` does by default), run through the deployed pipeline at each photo's full resolution;
-  PSNR(int8, float), mean and worst, and the int8 / fp32 file sizes.
+  PSNR(int8, float), mean and worst, and the int8 / fp32 file sizes; with ``--calib-train N``, also
+  calibrated as `edgeenhance export --calib DIR` does on N real frames of the training split (a third
+  each from the real frame folders and the well-exposed photos, evenly spaced by name).
 
 Writes benchmarks/results/real_photos[_over].json, docs/results_real_photos[_over].md and a contact
 sheet (input | each method) of eight real frames.
@@ -63,10 +65,26 @@ def held_out_photos(data: Path):
     return [(f"{f.parent.name}/{f.name}", read_image(f)) for f in photo_files(data / "photos", "val")]
 
 
-def int8_fidelity(model, photos, threads: int, spec: str | None = None) -> dict:
+def training_calibration(data: Path, n: int, exposure: str, folder: Path) -> Path:
+    """``folder`` filled with links to ``n`` training-split frames (never validation ones): real badly
+    exposed frames and well-exposed photos in equal shares, evenly spaced by name."""
+    from edgeenhance.data.photosets import photo_files
+
+    sets = [photo_files(data / "exposure" / sub, "train") for sub in FOLDERS[exposure]] + [
+        photo_files(data / "photos", "train")]
+    each = -(-n // len(sets))
+    for i in range(each):
+        for j, files in enumerate(sets):
+            f = files[i * len(files) // each]
+            (folder / f"{i:03d}_{j}_{f.name}").symlink_to(f.resolve())
+    return folder
+
+
+def int8_fidelity(model, photos, threads: int, spec: str | None = None, calib: str = "synthetic",
+                  calib_images: int = 32) -> dict:
     """PSNR(int8 TFLite grid pipeline, float deployed path) per photo at full resolution. With a zoo
-    ``spec``, the export is what `edgeenhance export --model SPEC --int8` writes (from the model's
-    int8-tuned weights where it ships them), still compared with the float model."""
+    ``spec``, the export is what `edgeenhance export --model SPEC --int8 [--calib CALIB]` writes (from
+    the model's int8-tuned weights where it ships them), still compared with the float model."""
     from edgeenhance.evaluate import fast_enhance
     from edgeenhance.export import Exporter, ExportOptions
     from edgeenhance.export.manifest import find_entry
@@ -75,7 +93,8 @@ def int8_fidelity(model, photos, threads: int, spec: str | None = None) -> dict:
     from edgeenhance.runtime.pipeline import make_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = Exporter(spec or model, ExportOptions(form="grid", progress=False), log=lambda *_: None).export(
+        opts = ExportOptions(form="grid", progress=False, calib=calib, calib_images=calib_images)
+        manifest = Exporter(spec or model, opts, log=lambda *_: None).export(
             ["tflite"], ["fp32", "int8"], tmp)
         files = {f["precision"]: Path(tmp) / f["file"] for f in manifest["files"]}
         path = files["int8"]
@@ -84,7 +103,8 @@ def int8_fidelity(model, photos, threads: int, spec: str | None = None) -> dict:
         scores = {name: min(psnr(pipe(img), fast_enhance(model, img)), 120.0) for name, img in photos}
     worst = min(scores, key=scores.get)
     return {"mean_db": float(np.mean(list(scores.values()))), "worst_db": scores[worst], "worst_photo": worst,
-            "photos": len(scores), "file_bytes": size, "fp32_file_bytes": fp32_size}
+            "photos": len(scores), "file_bytes": size, "fp32_file_bytes": fp32_size,
+            "calibration": calib if calib == "synthetic" else f"{calib_images} real training-split frames"}
 
 
 def table(rows: dict, exposure: str = "under") -> str:
@@ -104,11 +124,14 @@ def table(rows: dict, exposure: str = "under") -> str:
                      f"{100 * d['new_clipped']:.2f}% | {p['psnr']:.2f} / {p['ssim']:.3f} | {keep} | "
                      f"{1000 * d['sec_per_image']:.1f} |")
     for lab, r in rows.items():
-        if "int8" in r:
-            i = r["int8"]
+        for key, how in (("int8", "as `edgeenhance export --int8` writes it, calibrated on rendered frames"),
+                         ("int8_calib", "calibrated with `--calib` on {} instead")):
+            if key not in r:
+                continue
+            i = r[key]
             ratio = f"; int8 file {i['file_bytes']:,} B = {100 * i['file_bytes'] / i['fp32_file_bytes']:.1f}% of fp32" \
-                if i.get("fp32_file_bytes") else ""
-            lines.append(f"\n{lab}: int8 TFLite grid form (as `edgeenhance export --int8` writes it) vs float, each photo "
+                if i.get("fp32_file_bytes") and key == "int8" else ""
+            lines.append(f"\n{lab}: int8 TFLite grid form ({how.format(i.get('calibration'))}) vs float, each photo "
                          f"at full resolution: mean {i['mean_db']:.2f} dB, "
                          f"worst {i['worst_db']:.2f} dB ({i['worst_photo']}; {i['photos']} photos){ratio}")
     return "\n".join(lines)
@@ -123,6 +146,8 @@ def main(argv=None):
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--n-dark", type=int, default=None, help="subsample the real frames to about N (default: all)")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 fidelity check")
+    p.add_argument("--calib-train", type=int, default=0, metavar="N",
+                   help="also measure int8 calibrated on N real training-split frames (default: only rendered)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, help="default benchmarks/results/real_photos[_over].json")
     p.add_argument("--sheet", type=Path, help="default docs/real_photos[_over]_sheet.png")
@@ -167,6 +192,11 @@ def main(argv=None):
                      "well_exposed": {"psnr_vs_input": float(np.mean(same)), "worst": float(np.min(same))}}
         if not a.no_int8 and not is_classical(m) and "grid" in deploy_forms(m):
             rows[lab]["int8"] = int8_fidelity(m, dark + photos, a.threads, spec if spec in ZOO else None)
+            if a.calib_train:
+                with tempfile.TemporaryDirectory() as tmp:
+                    calib = training_calibration(a.data, a.calib_train, a.exposure, Path(tmp))
+                    rows[lab]["int8_calib"] = int8_fidelity(m, dark + photos, a.threads, spec if spec in ZOO else None,
+                                                            str(calib), a.calib_train)
         print(f"{lab}: {time.time() - t:.0f} s")
 
     print(table(rows, a.exposure))

@@ -228,14 +228,15 @@ def render_real_photos(d: dict) -> list[str]:
     out += table(["method", f"NIQE ({real})", "LOE", "mean lum",
                   "brightest-30% drop" if over else "darkest-30% lift", "clipped after", "newly clipped",
                   "PSNR / SSIM (pairs)", "PSNR(out, in) well-exposed", f"ms/img ({real})"], rows) + [""]
-    int8 = [[m, num(i.get("mean_db")), num(i.get("worst_db")), cell(i.get("worst_photo", "-")), num(i.get("photos")),
-             num(i.get("file_bytes")),
+    int8 = [[m, cell(i.get("calibration", "synthetic")), num(i.get("mean_db")), num(i.get("worst_db")),
+             cell(i.get("worst_photo", "-")), num(i.get("photos")), num(i.get("file_bytes")),
              num(i["file_bytes"] / i["fp32_file_bytes"], 3) if i.get("file_bytes") and i.get("fp32_file_bytes") else "-"]
-            for m, r in d["results"].items() if isinstance(i := r.get("int8"), dict)]
+            for m, r in d["results"].items() for key in ("int8", "int8_calib") if isinstance(i := r.get(key), dict)]
     if int8:
-        out += ["**PSNR(int8 TFLite, float)**, each photo at full resolution.", ""]
-        out += table(["method", "mean dB", "worst dB", "worst photo", "photos", "int8 bytes", "int8/fp32 file"],
-                     int8) + [""]
+        out += ["**PSNR(int8 TFLite, float)**, each photo at full resolution (calibration: rendered frames, as "
+                "`export --int8` by default, or real training-split frames, as `--calib DIR`).", ""]
+        out += table(["method", "calibration", "mean dB", "worst dB", "worst photo", "photos", "int8 bytes",
+                      "int8/fp32 file"], int8) + [""]
     return out
 
 
