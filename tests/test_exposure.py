@@ -148,6 +148,6 @@ def test_pairs_dataset_with_bright_highlights_keeps_white_areas_bright():
     white = [np.full((64, 64, 3), 255, np.uint8)]
     plain = ExposurePairs(white, crop=32, seed=2, kinds={"under": 1.0})
     bright = ExposurePairs(white, crop=32, seed=2, kinds={"under": 1.0}, highlights=1.0)
-    ev = [plain[k][0].mean() for k in range(8)], [bright[k][0].mean() for k in range(8)]
-    assert all(b > p for p, b in zip(*ev))  # the same draws, but the scene's white was brighter
+    means = [plain[k][0].mean() for k in range(8)], [bright[k][0].mean() for k in range(8)]
+    assert all(b > p for p, b in zip(*means))  # the same draws, but the scene's white was brighter
     assert all((plain[k][1] == bright[k][1]).all() for k in range(8))  # targets are the photo either way

@@ -45,7 +45,8 @@ def _photo_source(data, crop, seed, batch, start, workers, n_val, progress, log,
     train = load_photos(photo_files(data, "train"), max_side=1024, progress=progress, desc="loading photos")
     val_photos = load_photos(photo_files(data, "val"), max_side=1024)
     log(f"{data}: {len(train)} training photos, {len(val_photos)} held out; {exposure}-exposure errors synthesized")
-    it = batches(ExposurePairs(train, crop, seed, kinds=KINDS[exposure], highlights=highlights), batch, start, workers, *_shard())
+    pairs = ExposurePairs(train, crop, seed, kinds=KINDS[exposure], highlights=highlights)
+    it = batches(pairs, batch, start, workers, *_shard())
     val = heldout_pairs(val_photos, n_val, kind=exposure, ev_range=VAL_EV[exposure])
     if exposure == "over":
         # and well-exposed photos (as many as in training, other photos): selected by PSNR on the mix, a
