@@ -10,6 +10,9 @@ Sets:
   pixels, time per image;
 - pairs synthesized from held-out well-exposed photos (under: -2..-4 EV with ISO noise; over:
   +1..+2.5 EV, clipped per channel before the tone curve; long side 512): PSNR / SSIM against the photo;
+- under: mild pairs, the same photos at -0.5..-1.5 EV (a slightly dark photo, as a camera or a raw
+  converter leaves it: what an expert retouch brightens, as in FiveK, whose retouches are not shared
+  here): PSNR / SSIM against the photo; a model must bring them closer to it than the input is;
 - the held-out well-exposed photos themselves: PSNR(output, input) (a camera app runs the model on
   every frame: it should leave good photos nearly alone);
 - int8 (models with a grid form): the grid form exported to int8 TFLite (calibrated as `edgeenhance
@@ -40,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 FOLDERS = {"under": ("sice_part1", "lol_our485_low"), "over": ("sice_part1",)}
 PAIRS_EV = {"under": (-4.0, -2.0), "over": (1.0, 2.5)}
+MILD_EV = {"under": (-1.5, -0.5)}  # slightly dark photos (a stand-in for FiveK's raw renderings; no retouch is shared)
 SUFFIX = {"under": "", "over": "_over"}
 
 
@@ -111,9 +115,10 @@ def table(rows: dict, exposure: str = "under") -> str:
     """The results as a Markdown table (also what docs/results_real_photos[_over].md shows)."""
     real = "dark" if exposure == "under" else "bright"
     shift = "darkest-30% lift" if exposure == "under" else "brightest-30% drop | clipped before -> after"
+    mild = exposure in MILD_EV
     lines = [f"| method | NIQE ({real}) | LOE | mean lum | {shift} | newly clipped | PSNR / SSIM (pairs) "
-             f"| PSNR(out, in) well-exposed | ms/img ({real}) |",
-             "|---|---|---|---|---|---|---|---|---|" + ("---|" if exposure == "over" else "")]
+             + ("| PSNR / SSIM (mild pairs) " if mild else "") + f"| PSNR(out, in) well-exposed | ms/img ({real}) |",
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if exposure == "over" or mild else "")]
     first = next(iter(rows.values()))["dark"]
     for lab, r in rows.items():
         d, p, w = r["dark"], r["pairs"], r["well_exposed"]
@@ -121,7 +126,9 @@ def table(rows: dict, exposure: str = "under") -> str:
         moved = f"{d['dark_lift']:+.3f}" if exposure == "under" else \
             f"{d['bright_drop']:+.3f} | {100 * first['clipped_before']:.2f}% -> {100 * d['clipped_after']:.2f}%"
         lines.append(f"| {lab} | {d['niqe']:.2f} | {d['loe']:.0f} | {d['mean_lum']:.3f} | {moved} | "
-                     f"{100 * d['new_clipped']:.2f}% | {p['psnr']:.2f} / {p['ssim']:.3f} | {keep} | "
+                     f"{100 * d['new_clipped']:.2f}% | {p['psnr']:.2f} / {p['ssim']:.3f} | "
+                     + (f"{r['mild']['psnr']:.2f} / {r['mild']['ssim']:.3f} | " if mild and "mild" in r else "- | " if mild else "")
+                     + f"{keep} | "
                      f"{1000 * d['sec_per_image']:.1f} |")
     for lab, r in rows.items():
         for key, how in (("int8", "as `edgeenhance export --int8` writes it, calibrated on rendered frames"),
@@ -175,11 +182,15 @@ def main(argv=None):
     photos = held_out_photos(a.data)
     pairs = heldout_pairs([(img * 255).round().astype(np.uint8) for _, img in photos], kind=a.exposure,
                           ev_range=PAIRS_EV[a.exposure])
+    mild = heldout_pairs([(img * 255).round().astype(np.uint8) for _, img in photos], kind=a.exposure,
+                         ev_range=MILD_EV[a.exposure]) if a.exposure in MILD_EV else []
     print(f"{len(dark)} real {real} frames, {len(pairs)} synthesized pairs, {len(photos)} well-exposed photos")
 
     sheet_idx = np.linspace(0, len(dark) - 1, min(8, len(dark))).astype(int)
     rows = {"input": {"dark": evaluate_noref_input([d for _, d in dark]), "pairs": evaluate_input(pairs),
                       "well_exposed": {"psnr_vs_input": None}}}
+    if mild:
+        rows["input"]["mild"] = evaluate_input(mild)
     sheet_cols = {"input": [dark[i][1] for i in sheet_idx]}
     for (lab, m), spec in zip(models.items(), a.model):
         t = time.time()
@@ -190,6 +201,8 @@ def main(argv=None):
         same = [psnr(np.clip(fast_enhance(m, img), 0, 1), img) for _, img in photos]
         rows[lab] = {"dark": r, "pairs": evaluate(m, pairs, progress=True, desc=f"{lab} pairs"),
                      "well_exposed": {"psnr_vs_input": float(np.mean(same)), "worst": float(np.min(same))}}
+        if mild:
+            rows[lab]["mild"] = evaluate(m, mild, progress=True, desc=f"{lab} mild pairs")
         if not a.no_int8 and not is_classical(m) and "grid" in deploy_forms(m):
             rows[lab]["int8"] = int8_fidelity(m, dark + photos, a.threads, spec if spec in ZOO else None)
             if a.calib_train:
@@ -210,6 +223,9 @@ def main(argv=None):
     write_json(a.out, {"data": "../shared/data (validation split)", "exposure": a.exposure, "threads": a.threads,
                        "sets": {"dark": {"n": len(dark), "what": what},
                                 "pairs": {"n": len(pairs), "what": pairs_what},
+                                **({"mild": {"n": len(mild), "what": "mild pairs: the same photos at {:+g}..{:+g} EV "
+                                             "with ISO noise, long side 512 (slightly dark photos, as FiveK's inputs; "
+                                             "no expert retouch is shared)".format(*MILD_EV[a.exposure])}} if mild else {}),
                                 "well_exposed": {"n": len(photos), "what": "held-out well-exposed photos: PSNR(output, input)"}},
                        "models": dict(zip(labels, a.model)), "results": rows})
     sets = "\n".join(f"- {k if k != 'dark' else real}: {v['n']} images, {v['what']}"

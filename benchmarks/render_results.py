@@ -214,20 +214,22 @@ def render_real_photos(d: dict) -> list[str]:
     real = "bright" if over else "dark"
     out = [f"- {real if k == 'dark' else k}: {get(v, 'n', default='?')} images, {get(v, 'what', default='')}"
            for k, v in d["sets"].items()] + [""]
-    rows = []
+    rows, mild = [], "mild" in d["sets"]  # under: slightly dark pairs (a FiveK stand-in), in newer files
     for m, r in d["results"].items():
-        dk, p, w = r.get("dark") or {}, r.get("pairs") or {}, r.get("well_exposed") or {}
+        dk, p, w, md = r.get("dark") or {}, r.get("pairs") or {}, r.get("well_exposed") or {}, r.get("mild") or {}
         moved = dk.get("bright_drop") if over else dk.get("dark_lift")
         rows.append([m, num(dk.get("niqe")), num(dk.get("loe"), 0), num(dk.get("mean_lum"), 3),
                      "-" if moved is None else f"{moved:+.3f}",
                      "-" if dk.get("clipped_after") is None else f"{100 * dk['clipped_after']:.2f}%",
                      "-" if dk.get("new_clipped") is None else f"{100 * dk['new_clipped']:.2f}%",
                      f"{num(p.get('psnr'))} / {num(p.get('ssim'), 3)}",
+                     *([f"{num(md.get('psnr'))} / {num(md.get('ssim'), 3)}"] if mild else []),
                      "-" if w.get("psnr_vs_input") is None else f"{num(w['psnr_vs_input'])} (worst {num(w.get('worst'))})",
                      num(1000 * dk["sec_per_image"], 1) if isinstance(dk.get("sec_per_image"), (int, float)) else "-"])
     out += table(["method", f"NIQE ({real})", "LOE", "mean lum",
                   "brightest-30% drop" if over else "darkest-30% lift", "clipped after", "newly clipped",
-                  "PSNR / SSIM (pairs)", "PSNR(out, in) well-exposed", f"ms/img ({real})"], rows) + [""]
+                  "PSNR / SSIM (pairs)", *(["PSNR / SSIM (mild pairs)"] if mild else []), "PSNR(out, in) well-exposed",
+                  f"ms/img ({real})"], rows) + [""]
     int8 = [[m, cell(i.get("calibration", "synthetic")), num(i.get("mean_db")), num(i.get("worst_db")),
              cell(i.get("worst_photo", "-")), num(i.get("photos")), num(i.get("file_bytes")),
              num(i["file_bytes"] / i["fp32_file_bytes"], 3) if i.get("file_bytes") and i.get("fp32_file_bytes") else "-"]

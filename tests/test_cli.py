@@ -57,6 +57,7 @@ def test_enhance_unreadable_file_is_reported_without_traceback(tmp_path):
     (["eval", "--model", "bilateral", "--data", "/nonexistent"], "no such dataset folder"),
     (["info", "/tmp/not_a_checkpoint.safetensors"], "neither a model name"),
     (["train", "cyclegan", "-o", "x"], "say where the images are"),
+    (["train", "bilateral", "-o", "x", "--ema", "1.5"], "--ema must be in (0, 1)"),
 ])
 def test_user_errors_are_clean(tmp_path, args, msg, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

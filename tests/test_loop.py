@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from edgeenhance.models.registry import read_checkpoint
-from edgeenhance.train.loop import KeepBest, Loop, adam, cosine, optimize
+from edgeenhance.train.loop import KeepBest, Loop, WeightAverage, adam, cosine, optimize
 
 
 class Line(nn.Module):
@@ -99,3 +99,20 @@ def test_without_a_run_folder_nothing_is_written(tmp_path, monkeypatch):
         optimize(opt, ((model.fit(torch.ones(2, 1)) - 3) ** 2).mean())
 
     assert loop.run(step, 5) is None and list(tmp_path.iterdir()) == []
+
+
+def test_the_weight_average_follows_the_trained_weights_by_its_decay():
+    trained = Line()
+    with torch.no_grad():
+        trained.fit.weight.fill_(0.0)
+    avg = WeightAverage(trained, 0.5)
+    assert avg.model is not trained and not avg.model.fit.weight.requires_grad
+    with torch.no_grad():
+        trained.fit.weight.fill_(1.0)
+    avg.update(trained, 0)  # step 0: decay min(0.5, 1/10), the start is mostly forgotten
+    assert avg.model.fit.weight.item() == pytest.approx(0.9)
+    avg.update(trained, 100)  # later: the decay itself
+    assert avg.model.fit.weight.item() == pytest.approx(0.95)
+    assert trained.fit.weight.item() == 1.0  # the trained copy is untouched
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(trained, 1.0)

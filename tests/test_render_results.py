@@ -131,3 +131,24 @@ def test_train_throughput_section(tmp_path):
     text = rr.render(tmp_path / "results", tmp_path / "docs")
     assert row(text, "2")[1:] == ["cpu", "gloo", "1", "16", "60.0"]
     assert "2 processes / 1 process on CPU: **1.50x**; no GPU" in text
+
+
+def test_real_photos_section_shows_mild_pairs_only_where_measured(tmp_path):
+    rr = load()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "results").mkdir()
+    dark = {"niqe": 11.5, "loe": 800.0, "mean_lum": 0.4, "dark_lift": 0.18, "clipped_after": 0.01,
+            "new_clipped": 0.005, "sec_per_image": 0.02}
+    res = {"input": {"dark": {**dark, "dark_lift": 0.0}, "pairs": {"psnr": 11.0, "ssim": 0.4},
+                     "mild": {"psnr": 18.61, "ssim": 0.8}, "well_exposed": {"psnr_vs_input": None}},
+           "net": {"dark": dark, "pairs": {"psnr": 20.0, "ssim": 0.7}, "mild": {"psnr": 21.25, "ssim": 0.85},
+                   "well_exposed": {"psnr_vs_input": 25.0, "worst": 19.0}}}
+    sets = {"dark": {"n": 3, "what": "frames"}, "pairs": {"n": 2, "what": "pairs"}, "mild": {"n": 2, "what": "mild"}}
+    (tmp_path / "results" / "real_photos.json").write_text(json.dumps({"sets": sets, "results": res}))
+    text = rr.render(tmp_path / "results", tmp_path / "docs")
+    assert row(text, "net")[7:9] == ["20.00 / 0.700", "21.25 / 0.850"]
+    assert row(text, "input")[8] == "18.61 / 0.800"
+    del sets["mild"]
+    (tmp_path / "results" / "real_photos.json").write_text(json.dumps({"sets": sets, "results": res}))
+    text = rr.render(tmp_path / "results", tmp_path / "docs")
+    assert "mild pairs" not in text and row(text, "net")[8] == "25.00 (worst 19.00)"

@@ -32,6 +32,19 @@ def test_zero_reference_lowers_loss(tmp_path):
     assert np.mean(h[-8:]) < np.mean(h[:8])
 
 
+def test_the_one_sided_exposure_term_lifts_dark_patches_and_leaves_bright_ones():
+    import torch
+
+    from edgeenhance.train.losses import exposure_loss
+
+    half = torch.zeros(1, 3, 32, 32)
+    half[..., 16:] = 0.9  # left half dark (0), right half bright (0.9); level 0.5
+    both, lift = exposure_loss(half, 0.5), exposure_loss(half, 0.5, one_sided=True)
+    assert both.item() == pytest.approx((0.25 + 0.16) / 2, rel=1e-5)
+    assert lift.item() == pytest.approx(0.25 / 2, rel=1e-5)  # the bright patches cost nothing
+    assert exposure_loss(torch.full((1, 3, 32, 32), 0.8), 0.5, one_sided=True).item() == 0.0
+
+
 def test_resume_continues_from_saved_step(tmp_path):
     small_run(tmp_path, steps=20)
     r = small_run(tmp_path, steps=30, resume=True)
@@ -194,7 +207,7 @@ def test_a_run_stopped_by_a_signal_and_resumed_equals_the_uninterrupted_run(tmp_
     kw = dict(steps=8, val_every=100, n_images=6)
     if source == "photos":  # real-photo batches, rendered pairs (CropSampler) and dark frames, all resumed
         kw.update(data=str(photo_dir(tmp_path / "photos")), render_mix=0.5, workers=0,
-                  zero_ref=[photo_dir(tmp_path / "dark", level=0.1, seed=1)])
+                  zero_ref=[photo_dir(tmp_path / "dark", level=0.1, seed=1)], ema=0.9, zero_ref_one_sided=True)
     sig = signal.SIGINT if source == "synthetic" else signal.SIGTERM
     whole = small_run(tmp_path / "whole", **kw)["model"]
     with signal_on_call(bil, "supervised_loss", 4, sig):
@@ -206,6 +219,23 @@ def test_a_run_stopped_by_a_signal_and_resumed_equals_the_uninterrupted_run(tmp_
     assert len(resumed["history"]) == 4 and resumed["stopped"] is None
     for (name, a), b in zip(whole.state_dict().items(), resumed["model"].state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_with_a_weight_average_the_average_is_validated_and_saved(tmp_path):
+    import torch
+
+    from edgeenhance.models.registry import load_model
+    from edgeenhance.train.common import TrainingState
+
+    r = small_run(tmp_path, steps=6, val_every=3, n_images=4, ema=0.8)
+    state = TrainingState(tmp_path / "last.safetensors")
+    final = load_model(str(tmp_path / "final.safetensors")).state_dict()
+    trained = {k[len("model."):]: v for k, v in state.tensors.items() if k.startswith("model.")}
+    averaged = {k[len("ema."):]: v for k, v in state.tensors.items() if k.startswith("ema.")}
+    assert set(final) == set(averaged) == set(trained)
+    assert all(torch.equal(final[k], averaged[k]) for k in final)
+    assert any(not torch.equal(final[k], trained[k]) for k in final)  # the average, not the last step
+    assert all(torch.equal(v, final[k]) for k, v in r["model"].state_dict().items())
 
 
 def test_training_state_is_saved_every_save_every_s(tmp_path, monkeypatch):

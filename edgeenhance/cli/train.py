@@ -85,6 +85,12 @@ def add(sub):
                    help="weight of those losses (default 0.1)")
     b.add_argument("--zero-ref-level", type=float, default=B.zero_ref_level,
                    help="exposure level those losses pull 16x16 patches towards (default 0.5; Zero-DCE: 0.6)")
+    b.add_argument("--zero-ref-one-sided", action="store_true",
+                   help="the exposure term only lifts patches darker than the level; brighter ones (a sky, a "
+                        "lamp) are left as they are instead of being pulled down to it (default: both ways)")
+    b.add_argument("--ema", type=float, default=B.ema, metavar="DECAY",
+                   help="validate and save a moving average of the weights with this decay, e.g. 0.998 "
+                        "(about the last 500 steps); smooths the swings of competing losses (default 0: off)")
     b.add_argument("--highlights", type=float, default=B.highlights, metavar="P",
                    help="share of the under-exposed pairs synthesized from --data photos whose lamps, windows and "
                         "sky were brighter than the photo's white, so they stay bright in the dark copy as in a "
@@ -165,7 +171,8 @@ def cmd_train_bilateral(a):
     check_resume(a)
     cfg = BilateralConfig(data=a.data, layout=a.layout, exposure=a.exposure, zero_reference=a.zero_reference,
                           zero_ref=tuple(a.zero_ref), zero_ref_weight=a.zero_ref_weight,
-                          zero_ref_level=a.zero_ref_level, highlights=a.highlights, teacher=a.teacher, teacher_weight=a.teacher_weight,
+                          zero_ref_level=a.zero_ref_level, zero_ref_one_sided=a.zero_ref_one_sided, ema=a.ema,
+                          highlights=a.highlights, teacher=a.teacher, teacher_weight=a.teacher_weight,
                           render_mix=a.render_mix, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr,
                           n_images=a.n_images, val_images=a.val_images, val_every=a.val_every,
                           workers=max(0, a.workers), skip_bad=a.skip_bad, **run_options(a))

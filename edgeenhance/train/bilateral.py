@@ -26,7 +26,7 @@ from edgeenhance.train import distributed
 from edgeenhance.train.common import seed_everything
 from edgeenhance.train.configs import BilateralConfig, configured
 from edgeenhance.train.data import is_photo_folder, paired_data
-from edgeenhance.train.loop import KeepBest, Loop, adam, cosine, evaluating, optimize
+from edgeenhance.train.loop import KeepBest, Loop, WeightAverage, adam, cosine, evaluating, optimize
 from edgeenhance.train.losses import new_clipping_loss, supervised_loss, zero_reference_loss
 
 DARK_MAX = 0.3  # a real frame counts as low-light below this mean luminance
@@ -148,6 +148,8 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
         raise UserError(f"--render-mix must be in [0, 1), got {c.render_mix}")
     if not 0.0 <= c.highlights <= 1.0:
         raise UserError(f"--highlights must be in [0, 1], got {c.highlights}")
+    if c.ema and not 0.0 < c.ema < 1.0:
+        raise UserError(f"--ema must be in (0, 1) (or 0: off), got {c.ema}")
     world, dev = distributed.setup(c.device)
     loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log,
                 lr_scale=c.lr_scale)
@@ -163,7 +165,9 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
     model = BilateralEnhancer(**(c.model_config or {})).to(dev)
     opt = adam(model.parameters(), distributed.scale_lr(c.lr, c.lr_scale))
     sched = cosine(opt, c.steps, floor=0.05)
-    extra = loop.track({"model": model}, {"model": opt}, {"model": sched}, dev)
+    avg = WeightAverage(model, c.ema) if c.ema else None
+    shown = avg.model if avg else model  # what is validated and saved
+    extra = loop.track({"model": model, **({"ema": avg.model} if avg else {})}, {"model": opt}, {"model": sched}, dev)
     start, best, running = loop.start, extra.get("best", {"psnr": -1.0}), extra.get("running")
 
     photos = c.data != "synthetic" and c.layout in (None, "photos") and is_photo_folder(c.data)
@@ -211,7 +215,7 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
 
     history = []
 
-    def step(_):
+    def step(i):
         nonlocal running
         x, y = next_pair()
         x = x.to(dev, non_blocking=True)
@@ -227,12 +231,15 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
             dout, ds = dout.float(), ds.float()
             loss = loss + W_CLIP * new_clipping_loss(d, ds)
             if c.zero_ref_weight > 0:
-                loss = loss + c.zero_ref_weight * zero_reference_loss(dout, ds, d, c.zero_ref_level, w_color=1.0)
+                loss = loss + c.zero_ref_weight * zero_reference_loss(dout, ds, d, c.zero_ref_level, w_color=1.0,
+                                                                      one_sided=c.zero_ref_one_sided)
             if teacher is not None:
                 with torch.no_grad():
                     target = teacher(d).clamp(0, 1)
                 loss = loss + c.teacher_weight * supervised_loss(dout, ds, d, target)
         optimize(opt, loss, sched)
+        if avg is not None:
+            avg.update(model, i)
         running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
         history.append(loss.item())
         return {"loss": f"{running:.4f}"}
@@ -240,10 +247,10 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
     key = "score" if noref else "psnr"
 
     def validate(done):
-        with evaluating(model):
-            scores = noref_score(model, val, dev) if noref else evaluate(model, val, dev)
+        with evaluating(shown):
+            scores = noref_score(shown, val, dev) if noref else evaluate(shown, val, dev)
             if dark_val:
-                scores.update(_real_scores(model, dark_val, dev))
+                scores.update(_real_scores(shown, dark_val, dev))
         shift = (f"lift {scores['dark_lift']:.3f}" if exposure == "under" else
                  f"brightest-30% drop {scores['bright_drop']:.3f}") if dark_val else ""
         real = (f"  real {exposure}-exposed: {shift}, newly clipped {100 * scores['new_clipped']:.2f}%"
@@ -256,12 +263,13 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
             log(f"step {done}: loss {running:.4f}  val PSNR {scores['psnr']:.2f} dB  SSIM {scores['ssim']:.4f}{real}")
         return scores[key], {**scores, "step": done}
 
-    keep = KeepBest(out_dir / "best.safetensors", model, "bilateral", lambda b: {"val": b, "exposure": exposure},
+    keep = KeepBest(out_dir / "best.safetensors", shown, "bilateral", lambda b: {"val": b, "exposure": exposure},
                     score=best[key], record=best)
     stopped = loop.run(step, c.steps, desc="train bilateral", val_every=c.val_every, validate=validate, best=keep,
                        meta=lambda: {"best": keep.record, "running": running})
     model.eval()
+    shown.eval()
     if stopped is None and world.main:
-        save_checkpoint(out_dir / "final.safetensors", model, name="bilateral", meta={"exposure": exposure})
-    return {"history": history, "best": keep.record, "out_dir": str(out_dir), "model": model, "stopped": stopped,
+        save_checkpoint(out_dir / "final.safetensors", shown, name="bilateral", meta={"exposure": exposure})
+    return {"history": history, "best": keep.record, "out_dir": str(out_dir), "model": shown, "stopped": stopped,
             "selected_by": "noref" if noref else "psnr", "signum": loop.signum}

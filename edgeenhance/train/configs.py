@@ -38,6 +38,7 @@ class BilateralConfig(RunConfig):
     zero_ref: tuple = ()  # folders of real badly exposed photos without targets
     zero_ref_weight: float = 0.1
     zero_ref_level: float = 0.5
+    zero_ref_one_sided: bool = False  # the exposure term only lifts patches darker than the level
     highlights: float = 0.0  # share of under-exposed pairs whose highlights were brighter than the photo's white
     teacher: Any = None  # a CycleGAN generator (checkpoint path or model) whose outputs on zero_ref are targets
     teacher_weight: float = 1.0
@@ -50,6 +51,7 @@ class BilateralConfig(RunConfig):
     val_images: int = 24
     val_every: int = 250
     workers: int = 1  # data-loading processes for photo folders
+    ema: float = 0.0  # validate and save an exponential moving average of the weights with this decay (0: off)
     skip_bad: bool = False  # skip unreadable or unmatched dataset files instead of stopping
     model_config: dict | None = None  # BilateralEnhancer options
 

@@ -87,6 +87,30 @@ def evaluating(*models):
             m.train()
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights (Polyak averaging): ``model`` is the averaged
+    copy, to validate and save in place of the trained one. Where losses pull against each other (a
+    supervised and a zero-reference term) the trained weights swing from step to step; their average
+    does not. Track ``model`` with the loop so that a resume continues the average."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        import copy
+
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"weight-average decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.model = copy.deepcopy(model).requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, trained: torch.nn.Module, step: int) -> None:
+        """After optimizer step ``step`` (0-based): early steps weigh more, so the start is forgotten."""
+        d = min(self.decay, (1 + step) / (10 + step))
+        for a, p in zip(self.model.parameters(), trained.parameters()):
+            a.lerp_(p.detach(), 1.0 - d)
+        for a, b in zip(self.model.buffers(), trained.buffers()):
+            a.copy_(b)
+
+
 # --- stopping and periodic saves ------------------------------------------------------------------
 
 

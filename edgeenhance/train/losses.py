@@ -29,8 +29,11 @@ def supervised_loss(out, s, x, target, w_color=0.5, w_smooth=0.1):
     return rec + w_color * color_loss(out, target) + w_smooth * illumination_smoothness(s, x)
 
 
-def exposure_loss(out, level=0.6, patch=16):
-    return ((F.avg_pool2d(out.mean(1, keepdim=True), patch) - level) ** 2).mean()
+def exposure_loss(out, level=0.6, patch=16, one_sided=False):
+    """Squared distance of each patch's mean from ``level``; ``one_sided``: only patches darker than it
+    (lift the shadows, leave a bright sky or a lamp as it is, and keep the contrast between them)."""
+    d = F.avg_pool2d(out.mean(1, keepdim=True), patch) - level
+    return ((torch.relu(-d) if one_sided else d) ** 2).mean()
 
 
 def color_constancy_loss(out):
@@ -53,10 +56,10 @@ def tv(s):
     return (s[..., :, 1:] - s[..., :, :-1]).abs().mean() + (s[..., 1:, :] - s[..., :-1, :]).abs().mean()
 
 
-def zero_reference_loss(out, s, x, level=0.6, w_color=5.0):
+def zero_reference_loss(out, s, x, level=0.6, w_color=5.0, one_sided=False):
     """No targets: exposure, colour-constancy, spatial-consistency and smoothness terms. ``w_color``
     weighs the grey-world term; real dark frames lit by warm lamps want less of it (it turned them cyan)."""
-    return (10 * exposure_loss(out, level) + w_color * color_constancy_loss(out) + spatial_consistency_loss(out, x)
+    return (10 * exposure_loss(out, level, one_sided=one_sided) + w_color * color_constancy_loss(out) + spatial_consistency_loss(out, x)
             + 0.5 * tv(s))
 
 
