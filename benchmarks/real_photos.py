@@ -125,10 +125,10 @@ def table(rows: dict, exposure: str = "under") -> str:
         keep = f"{w['psnr_vs_input']:.2f} (worst {w['worst']:.2f})" if w.get("psnr_vs_input") else "-"
         moved = f"{d['dark_lift']:+.3f}" if exposure == "under" else \
             f"{d['bright_drop']:+.3f} | {100 * first['clipped_before']:.2f}% -> {100 * d['clipped_after']:.2f}%"
+        md = r.get("mild")
+        mild_cell = (f"{md['psnr']:.2f} / {md['ssim']:.3f} | " if md else "- | ") if mild else ""
         lines.append(f"| {lab} | {d['niqe']:.2f} | {d['loe']:.0f} | {d['mean_lum']:.3f} | {moved} | "
-                     f"{100 * d['new_clipped']:.2f}% | {p['psnr']:.2f} / {p['ssim']:.3f} | "
-                     + (f"{r['mild']['psnr']:.2f} / {r['mild']['ssim']:.3f} | " if mild and "mild" in r else "- | " if mild else "")
-                     + f"{keep} | "
+                     f"{100 * d['new_clipped']:.2f}% | {p['psnr']:.2f} / {p['ssim']:.3f} | {mild_cell}{keep} | "
                      f"{1000 * d['sec_per_image']:.1f} |")
     for lab, r in rows.items():
         for key, how in (("int8", "as `edgeenhance export --int8` writes it, calibrated on rendered frames"),
@@ -180,10 +180,9 @@ def main(argv=None):
     real = "dark" if a.exposure == "under" else "bright"
     dark = real_frames(a.data, a.n_dark, a.exposure)
     photos = held_out_photos(a.data)
-    pairs = heldout_pairs([(img * 255).round().astype(np.uint8) for _, img in photos], kind=a.exposure,
-                          ev_range=PAIRS_EV[a.exposure])
-    mild = heldout_pairs([(img * 255).round().astype(np.uint8) for _, img in photos], kind=a.exposure,
-                         ev_range=MILD_EV[a.exposure]) if a.exposure in MILD_EV else []
+    photos8 = [(img * 255).round().astype(np.uint8) for _, img in photos]
+    pairs = heldout_pairs(photos8, kind=a.exposure, ev_range=PAIRS_EV[a.exposure])
+    mild = heldout_pairs(photos8, kind=a.exposure, ev_range=MILD_EV[a.exposure]) if a.exposure in MILD_EV else []
     print(f"{len(dark)} real {real} frames, {len(pairs)} synthesized pairs, {len(photos)} well-exposed photos")
 
     sheet_idx = np.linspace(0, len(dark) - 1, min(8, len(dark))).astype(int)
@@ -204,12 +203,12 @@ def main(argv=None):
         if mild:
             rows[lab]["mild"] = evaluate(m, mild, progress=True, desc=f"{lab} mild pairs")
         if not a.no_int8 and not is_classical(m) and "grid" in deploy_forms(m):
-            rows[lab]["int8"] = int8_fidelity(m, dark + photos, a.threads, spec if spec in ZOO else None)
+            zoo = spec if spec in ZOO else None
+            rows[lab]["int8"] = int8_fidelity(m, dark + photos, a.threads, zoo)
             if a.calib_train:
                 with tempfile.TemporaryDirectory() as tmp:
                     calib = training_calibration(a.data, a.calib_train, a.exposure, Path(tmp))
-                    rows[lab]["int8_calib"] = int8_fidelity(m, dark + photos, a.threads, spec if spec in ZOO else None,
-                                                            str(calib), a.calib_train)
+                    rows[lab]["int8_calib"] = int8_fidelity(m, dark + photos, a.threads, zoo, str(calib), a.calib_train)
         print(f"{lab}: {time.time() - t:.0f} s")
 
     print(table(rows, a.exposure))

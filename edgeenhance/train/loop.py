@@ -26,6 +26,7 @@ samples/s and a fingerprint of the parameters on every rank (identical after DDP
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import signal
@@ -94,8 +95,6 @@ class WeightAverage:
     does not. Track ``model`` with the loop so that a resume continues the average."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
-        import copy
-
         if not 0.0 < decay < 1.0:
             raise ValueError(f"weight-average decay must be in (0, 1), got {decay}")
         self.decay = decay
