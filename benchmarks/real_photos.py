@@ -13,6 +13,8 @@ Sets:
 - under: mild pairs, the same photos at -0.5..-1.5 EV (a slightly dark photo, as a camera or a raw
   converter leaves it: what an expert retouch brightens, as in FiveK, whose retouches are not shared
   here): PSNR / SSIM against the photo; a model must bring them closer to it than the input is;
+- under: real brackets, the held-out SICE part 1 frames darker than mean luminance 0.3 against the
+  exposure fusion of their bracket (edgeenhance.data.brackets): real dark frames with a real target;
 - the held-out well-exposed photos themselves: PSNR(output, input) (a camera app runs the model on
   every frame: it should leave good photos nearly alone);
 - int8 (models with a grid form): the grid form exported to int8 TFLite (calibrated as `edgeenhance
@@ -44,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 FOLDERS = {"under": ("sice_part1", "lol_our485_low"), "over": ("sice_part1",)}
 PAIRS_EV = {"under": (-4.0, -2.0), "over": (1.0, 2.5)}
 MILD_EV = {"under": (-1.5, -0.5)}  # slightly dark photos (a stand-in for FiveK's raw renderings; no retouch is shared)
+BRACKETS = {"under": "sice_part1"}  # held-out dark frames with their bracket's exposure fusion (real pairs)
 SUFFIX = {"under": "", "over": "_over"}
 
 
@@ -111,39 +114,6 @@ def int8_fidelity(model, photos, threads: int, spec: str | None = None, calib: s
             "calibration": calib if calib == "synthetic" else f"{calib_images} real training-split frames"}
 
 
-def table(rows: dict, exposure: str = "under") -> str:
-    """The results as a Markdown table (also what docs/results_real_photos[_over].md shows)."""
-    real = "dark" if exposure == "under" else "bright"
-    shift = "darkest-30% lift" if exposure == "under" else "brightest-30% drop | clipped before -> after"
-    mild = exposure in MILD_EV
-    lines = [f"| method | NIQE ({real}) | LOE | mean lum | {shift} | newly clipped | PSNR / SSIM (pairs) "
-             + ("| PSNR / SSIM (mild pairs) " if mild else "") + f"| PSNR(out, in) well-exposed | ms/img ({real}) |",
-             "|---|---|---|---|---|---|---|---|---|" + ("---|" if exposure == "over" or mild else "")]
-    first = next(iter(rows.values()))["dark"]
-    for lab, r in rows.items():
-        d, p, w = r["dark"], r["pairs"], r["well_exposed"]
-        keep = f"{w['psnr_vs_input']:.2f} (worst {w['worst']:.2f})" if w.get("psnr_vs_input") else "-"
-        moved = f"{d['dark_lift']:+.3f}" if exposure == "under" else \
-            f"{d['bright_drop']:+.3f} | {100 * first['clipped_before']:.2f}% -> {100 * d['clipped_after']:.2f}%"
-        md = r.get("mild")
-        mild_cell = (f"{md['psnr']:.2f} / {md['ssim']:.3f} | " if md else "- | ") if mild else ""
-        lines.append(f"| {lab} | {d['niqe']:.2f} | {d['loe']:.0f} | {d['mean_lum']:.3f} | {moved} | "
-                     f"{100 * d['new_clipped']:.2f}% | {p['psnr']:.2f} / {p['ssim']:.3f} | {mild_cell}{keep} | "
-                     f"{1000 * d['sec_per_image']:.1f} |")
-    for lab, r in rows.items():
-        for key, how in (("int8", "as `edgeenhance export --int8` writes it, calibrated on rendered frames"),
-                         ("int8_calib", "calibrated with `--calib` on {} instead")):
-            if key not in r:
-                continue
-            i = r[key]
-            ratio = f"; int8 file {i['file_bytes']:,} B = {100 * i['file_bytes'] / i['fp32_file_bytes']:.1f}% of fp32" \
-                if i.get("fp32_file_bytes") and key == "int8" else ""
-            lines.append(f"\n{lab}: int8 TFLite grid form ({how.format(i.get('calibration'))}) vs float, each photo "
-                         f"at full resolution: mean {i['mean_db']:.2f} dB, "
-                         f"worst {i['worst_db']:.2f} dB ({i['worst_photo']}; {i['photos']} photos){ratio}")
-    return "\n".join(lines)
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", required=True, help="zoo name or checkpoint (repeat)")
@@ -167,12 +137,14 @@ def main(argv=None):
 
     import torch
 
+    from edgeenhance.data.brackets import bracket_pairs
     from edgeenhance.data.photosets import heldout_pairs
     from edgeenhance.evaluate import evaluate, evaluate_input, evaluate_noref, evaluate_noref_input, fast_enhance
     from edgeenhance.fileio import write_json, write_text
     from edgeenhance.metrics import psnr
     from edgeenhance.models.registry import ZOO, deploy_forms, is_classical, load_model
     from edgeenhance.sheet import contact_sheet
+    from render_results import render_real_photos
 
     torch.set_num_threads(a.threads)
     labels = a.label or a.model
@@ -183,13 +155,17 @@ def main(argv=None):
     photos8 = [(img * 255).round().astype(np.uint8) for _, img in photos]
     pairs = heldout_pairs(photos8, kind=a.exposure, ev_range=PAIRS_EV[a.exposure])
     mild = heldout_pairs(photos8, kind=a.exposure, ev_range=MILD_EV[a.exposure]) if a.exposure in MILD_EV else []
-    print(f"{len(dark)} real {real} frames, {len(pairs)} synthesized pairs, {len(photos)} well-exposed photos")
+    brackets = [(x.astype(np.float32) / 255, y.astype(np.float32) / 255) for x, y in
+                bracket_pairs(a.data / "exposure" / BRACKETS[a.exposure], "val")] if a.exposure in BRACKETS else []
+    print(f"{len(dark)} real {real} frames, {len(pairs)} synthesized pairs, {len(brackets)} real bracket pairs, "
+          f"{len(photos)} well-exposed photos")
 
     sheet_idx = np.linspace(0, len(dark) - 1, min(8, len(dark))).astype(int)
     rows = {"input": {"dark": evaluate_noref_input([d for _, d in dark]), "pairs": evaluate_input(pairs),
                       "well_exposed": {"psnr_vs_input": None}}}
-    if mild:
-        rows["input"]["mild"] = evaluate_input(mild)
+    paired = {k: v for k, v in (("mild", mild), ("brackets", brackets)) if v}
+    for k, v in paired.items():
+        rows["input"][k] = evaluate_input(v)
     sheet_cols = {"input": [dark[i][1] for i in sheet_idx]}
     for (lab, m), spec in zip(models.items(), a.model):
         t = time.time()
@@ -200,8 +176,8 @@ def main(argv=None):
         same = [psnr(np.clip(fast_enhance(m, img), 0, 1), img) for _, img in photos]
         rows[lab] = {"dark": r, "pairs": evaluate(m, pairs, progress=True, desc=f"{lab} pairs"),
                      "well_exposed": {"psnr_vs_input": float(np.mean(same)), "worst": float(np.min(same))}}
-        if mild:
-            rows[lab]["mild"] = evaluate(m, mild, progress=True, desc=f"{lab} mild pairs")
+        for k, v in paired.items():
+            rows[lab][k] = evaluate(m, v, progress=True, desc=f"{lab} {k}")
         if not a.no_int8 and not is_classical(m) and "grid" in deploy_forms(m):
             zoo = spec if spec in ZOO else None
             rows[lab]["int8"] = int8_fidelity(m, dark + photos, a.threads, zoo)
@@ -211,7 +187,6 @@ def main(argv=None):
                     rows[lab]["int8_calib"] = int8_fidelity(m, dark + photos, a.threads, zoo, str(calib), a.calib_train)
         print(f"{lab}: {time.time() - t:.0f} s")
 
-    print(table(rows, a.exposure))
     contact_sheet([[sheet_cols[c][k] for c in sheet_cols] for k in range(len(sheet_idx))], list(sheet_cols), a.sheet)
     what = ("real low-light frames: SICE part 1 (mean luminance < 0.3) + LOL our485 low" if a.exposure == "under" else
             "real over-exposed frames: SICE part 1 (mean luminance > 0.6)")
@@ -225,14 +200,17 @@ def main(argv=None):
                                 **({"mild": {"n": len(mild), "what": "mild pairs: the same photos at {:+g}..{:+g} EV "
                                              "with ISO noise, long side 512 (slightly dark photos, as FiveK's inputs; "
                                              "no expert retouch is shared)".format(*MILD_EV[a.exposure])}} if mild else {}),
+                                **({"brackets": {"n": len(brackets), "what": "real brackets: held-out SICE part 1 frames "
+                                                 "darker than mean luminance 0.3 against the exposure fusion of their "
+                                                 "bracket (edgeenhance.data.brackets)"}} if brackets else {}),
                                 "well_exposed": {"n": len(photos), "what": "held-out well-exposed photos: PSNR(output, input)"}},
                        "models": dict(zip(labels, a.model)), "results": rows})
-    sets = "\n".join(f"- {k if k != 'dark' else real}: {v['n']} images, {v['what']}"
-                     for k, v in json.loads(a.out.read_text())["sets"].items())
+    results = "\n".join(render_real_photos(json.loads(a.out.read_text())))
+    print(results)
     title = "Low-light models on real photos" if a.exposure == "under" else "Over-exposure models on real photos"
     write_text(a.doc, f"# {title}\n\nGenerated by `benchmarks/real_photos.py{' --exposure over' if sfx else ''}` from "
                       f"`{a.out.relative_to(ROOT) if a.out.is_relative_to(ROOT) else a.out}` (validation split of "
-                      f"../shared/data, never trained on; {a.threads} threads).\n\n{sets}\n\n{table(rows, a.exposure)}\n\n"
+                      f"../shared/data, never trained on; {a.threads} threads).\n\n{results}\n"
                       f"Models: {', '.join(f'{k} = `{v}`' for k, v in zip(labels, a.model))}.\n\n"
                       f"![contact sheet: input and each method on eight {real} frames]({a.sheet.name})\n")
     print(f"wrote {a.out}, {a.doc} and {a.sheet}")

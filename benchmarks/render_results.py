@@ -208,27 +208,32 @@ def is_real_photos(d) -> bool:
         isinstance(v, dict) for v in d["results"].values())
 
 
+PAIRED_EXTRA = (("mild", "mild pairs"), ("brackets", "real brackets"))  # optional paired sets of real_photos.json
+
+
 def render_real_photos(d: dict) -> list[str]:
     """benchmarks/real_photos.py: each method on real frames, synthesized pairs and well-exposed photos."""
     over = d.get("exposure") == "over"
     real = "bright" if over else "dark"
     out = [f"- {real if k == 'dark' else k}: {get(v, 'n', default='?')} images, {get(v, 'what', default='')}"
            for k, v in d["sets"].items()] + [""]
-    rows, mild = [], "mild" in d["sets"]  # under: slightly dark pairs (a FiveK stand-in), in newer files
+    # optional paired sets, in newer files (under): slightly dark pairs (a FiveK stand-in), real brackets
+    extra = [(k, name) for k, name in PAIRED_EXTRA if k in d["sets"]]
+    rows = []
     for m, r in d["results"].items():
-        dk, p, w, md = r.get("dark") or {}, r.get("pairs") or {}, r.get("well_exposed") or {}, r.get("mild") or {}
+        dk, p, w = r.get("dark") or {}, r.get("pairs") or {}, r.get("well_exposed") or {}
         moved = dk.get("bright_drop") if over else dk.get("dark_lift")
         rows.append([m, num(dk.get("niqe")), num(dk.get("loe"), 0), num(dk.get("mean_lum"), 3),
                      "-" if moved is None else f"{moved:+.3f}",
                      "-" if dk.get("clipped_after") is None else f"{100 * dk['clipped_after']:.2f}%",
                      "-" if dk.get("new_clipped") is None else f"{100 * dk['new_clipped']:.2f}%",
                      f"{num(p.get('psnr'))} / {num(p.get('ssim'), 3)}",
-                     *([f"{num(md.get('psnr'))} / {num(md.get('ssim'), 3)}"] if mild else []),
+                     *[f"{num(get(r, k, 'psnr'))} / {num(get(r, k, 'ssim'), 3)}" for k, _ in extra],
                      "-" if w.get("psnr_vs_input") is None else f"{num(w['psnr_vs_input'])} (worst {num(w.get('worst'))})",
                      num(1000 * dk["sec_per_image"], 1) if isinstance(dk.get("sec_per_image"), (int, float)) else "-"])
     out += table(["method", f"NIQE ({real})", "LOE", "mean lum",
                   "brightest-30% drop" if over else "darkest-30% lift", "clipped after", "newly clipped",
-                  "PSNR / SSIM (pairs)", *(["PSNR / SSIM (mild pairs)"] if mild else []), "PSNR(out, in) well-exposed",
+                  "PSNR / SSIM (pairs)", *[f"PSNR / SSIM ({name})" for _, name in extra], "PSNR(out, in) well-exposed",
                   f"ms/img ({real})"], rows) + [""]
     int8 = [[m, cell(i.get("calibration", "synthetic")), num(i.get("mean_db")), num(i.get("worst_db")),
              cell(i.get("worst_photo", "-")), num(i.get("photos")), num(i.get("file_bytes")),

@@ -58,6 +58,9 @@ def test_enhance_unreadable_file_is_reported_without_traceback(tmp_path):
     (["info", "/tmp/not_a_checkpoint.safetensors"], "neither a model name"),
     (["train", "cyclegan", "-o", "x"], "say where the images are"),
     (["train", "bilateral", "-o", "x", "--ema", "1.5"], "--ema must be in (0, 1)"),
+    (["train", "bilateral", "-o", "x", "--brackets", ".", "--bracket-mix", "1.5"], "--bracket-mix must be in (0, 1)"),
+    (["train", "bilateral", "-o", "x", "--brackets", "."], "--brackets needs --data"),
+    (["train", "bilateral", "-o", "x", "--brackets", "nosuch"], "--brackets nosuch: no such folder"),
 ])
 def test_user_errors_are_clean(tmp_path, args, msg, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -133,22 +133,30 @@ def test_train_throughput_section(tmp_path):
     assert "2 processes / 1 process on CPU: **1.50x**; no GPU" in text
 
 
-def test_real_photos_section_shows_mild_pairs_only_where_measured(tmp_path):
+def test_real_photos_section_shows_the_optional_paired_sets_only_where_measured(tmp_path):
     rr = load()
     (tmp_path / "docs").mkdir()
     (tmp_path / "results").mkdir()
     dark = {"niqe": 11.5, "loe": 800.0, "mean_lum": 0.4, "dark_lift": 0.18, "clipped_after": 0.01,
             "new_clipped": 0.005, "sec_per_image": 0.02}
     res = {"input": {"dark": {**dark, "dark_lift": 0.0}, "pairs": {"psnr": 11.0, "ssim": 0.4},
-                     "mild": {"psnr": 18.61, "ssim": 0.8}, "well_exposed": {"psnr_vs_input": None}},
+                     "mild": {"psnr": 18.61, "ssim": 0.8}, "brackets": {"psnr": 12.5, "ssim": 0.5},
+                     "well_exposed": {"psnr_vs_input": None}},
            "net": {"dark": dark, "pairs": {"psnr": 20.0, "ssim": 0.7}, "mild": {"psnr": 21.25, "ssim": 0.85},
-                   "well_exposed": {"psnr_vs_input": 25.0, "worst": 19.0}}}
-    sets = {"dark": {"n": 3, "what": "frames"}, "pairs": {"n": 2, "what": "pairs"}, "mild": {"n": 2, "what": "mild"}}
-    (tmp_path / "results" / "real_photos.json").write_text(json.dumps({"sets": sets, "results": res}))
-    text = rr.render(tmp_path / "results", tmp_path / "docs")
-    assert row(text, "net")[7:9] == ["20.00 / 0.700", "21.25 / 0.850"]
-    assert row(text, "input")[8] == "18.61 / 0.800"
+                   "well_exposed": {"psnr_vs_input": 25.0, "worst": 19.0}}}  # no brackets measured: '-'
+    sets = {"dark": {"n": 3, "what": "frames"}, "pairs": {"n": 2, "what": "pairs"}, "mild": {"n": 2, "what": "mild"},
+            "brackets": {"n": 2, "what": "real brackets"}}
+
+    def rendered():
+        (tmp_path / "results" / "real_photos.json").write_text(json.dumps({"sets": sets, "results": res}))
+        return rr.render(tmp_path / "results", tmp_path / "docs")
+
+    text = rendered()
+    assert row(text, "net")[7:10] == ["20.00 / 0.700", "21.25 / 0.850", "- / -"]
+    assert row(text, "input")[8:10] == ["18.61 / 0.800", "12.50 / 0.500"]
     del sets["mild"]
-    (tmp_path / "results" / "real_photos.json").write_text(json.dumps({"sets": sets, "results": res}))
-    text = rr.render(tmp_path / "results", tmp_path / "docs")
-    assert "mild pairs" not in text and row(text, "net")[8] == "25.00 (worst 19.00)"
+    text = rendered()
+    assert "mild pairs" not in text and row(text, "input")[8] == "12.50 / 0.500"
+    del sets["brackets"]
+    text = rendered()
+    assert "real brackets" not in text and row(text, "net")[8] == "25.00 (worst 19.00)"

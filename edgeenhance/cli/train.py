@@ -57,7 +57,8 @@ def add(sub):
                                  "from them on the fly: linear light, -1..-6 EV or +1..+3 EV, ISO noise, clipping\n"
                                  "per channel at sensor white, tone curve, JPEG), a paired dataset folder (LOL, FiveK, MSEC, input/+target/) or 'synthetic'\n"
                                  "(rendered pairs). --zero-ref adds real dark photos without targets (Zero-DCE\n"
-                                 "losses). --zero-reference with a plain folder of (dark) photos trains on them\n"
+                                 "losses), --brackets real dark frames with their bracket's fusion as target.\n"
+                                 "--zero-reference with a plain folder of (dark) photos trains on them\n"
                                  "without targets. The last 15% of each photo folder by name is held out for\n"
                                  "validation. Writes OUT/best.safetensors (best validation PSNR; with no targets,\n"
                                  "best no-reference score: dark lift - 2 x newly clipped - LOE fraction),\n"
@@ -102,6 +103,13 @@ def add(sub):
                    help="weight of the teacher's targets (default 1)")
     b.add_argument("--render-mix", type=float, default=B.render_mix,
                    help="fraction of each batch taken from rendered pairs next to real photos (default 0)")
+    b.add_argument("--brackets", action="append", type=Path, default=[], metavar="DIR",
+                   help="folder of exposure brackets (multi-exposure frames of static scenes, e.g. SICE part 1; "
+                        "frames of a scene consecutive by name, found by their likeness): every frame darker "
+                        "than mean luminance 0.3 is a training input, the exposure fusion of its bracket its "
+                        "target (repeatable; default: none)")
+    b.add_argument("--bracket-mix", type=float, default=B.bracket_mix,
+                   help=f"fraction of each batch taken from the bracket pairs (default {B.bracket_mix:g})")
     b.add_argument("--zero-reference", action="store_true",
                    help="train on --data with zero-reference losses only (no targets used); a plain folder "
                         "of photos is then taken as is, and checkpoints are chosen by a no-reference score")
@@ -173,7 +181,8 @@ def cmd_train_bilateral(a):
                           zero_ref=tuple(a.zero_ref), zero_ref_weight=a.zero_ref_weight,
                           zero_ref_level=a.zero_ref_level, zero_ref_one_sided=a.zero_ref_one_sided, ema=a.ema,
                           highlights=a.highlights, teacher=a.teacher, teacher_weight=a.teacher_weight,
-                          render_mix=a.render_mix, steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr,
+                          render_mix=a.render_mix, brackets=tuple(a.brackets), bracket_mix=a.bracket_mix,
+                          steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr,
                           n_images=a.n_images, val_images=a.val_images, val_every=a.val_every,
                           workers=max(0, a.workers), skip_bad=a.skip_bad, **run_options(a))
     r = train_bilateral(a.out, cfg)

@@ -4,6 +4,8 @@ Data sources, mixable in one run:
 - a folder of well-exposed real photos: exposure errors synthesized on the fly (``data.exposure``),
   supervised DeepUPE losses against the photo itself;
 - folders of real dark photos with no targets (``zero_ref``): Zero-DCE style losses on them;
+- folders of exposure brackets (``brackets``): real dark frames, supervised by their bracket's
+  exposure fusion (``data.brackets``), a share of each batch next to the synthesized pairs;
 - with ``zero_reference``, a plain folder of (dark) photos as ``data``: Zero-DCE style losses only,
   checkpoints chosen by a no-reference score on its held-out photos (``noref_score``);
 - rendered pairs (``data='synthetic'``, or ``render_mix`` next to real photos) and paired dataset
@@ -89,6 +91,22 @@ def _real_source(folders, crop, seed, batch, start, workers, progress, log, expo
             [v.astype(np.float32) / 255 for v in val])
 
 
+def _bracket_source(folders, crop, seed, batch, start, workers, progress, log, scored=()):
+    """Real dark frames paired with the fusion of their exposure bracket; returns the batches and the
+    held-out dark frames of the folders not in ``scored`` (already scored as zero-reference frames)."""
+    from edgeenhance.data.brackets import BracketPairs, bracket_pairs
+    from edgeenhance.data.photosets import batches, load_photos, photo_files
+
+    pairs, val = [], []
+    for f in folders:
+        pairs += bracket_pairs(f, "train", DARK_MAX, progress=progress)
+        if Path(f) not in scored:
+            val += load_photos(photo_files(f, "val"), max_side=512, keep=lambda img: badly_exposed(img, "under"))
+    log(f"brackets: {len(pairs)} real dark frames paired with their bracket's exposure fusion, {len(val)} held out")
+    return (batches(BracketPairs(pairs, crop, seed + 2), batch, start, workers, *_shard()),
+            [v.astype(np.float32) / 255 for v in val])
+
+
 def _real_scores(model, frames, dev) -> dict:
     """On real badly exposed frames: mean lift of the darkest 30%, drop of the brightest 30%, and the
     fraction of newly clipped pixels."""
@@ -146,6 +164,11 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
     out_dir = Path(out_dir)
     if not 0.0 <= c.render_mix < 1.0:
         raise UserError(f"--render-mix must be in [0, 1), got {c.render_mix}")
+    if c.brackets and not 0.0 < c.bracket_mix + c.render_mix < 1.0:
+        raise UserError(f"--bracket-mix must be in (0, 1) with --render-mix (together below 1), got {c.bracket_mix}")
+    for f in c.brackets:  # before any data work
+        if not Path(f).is_dir():
+            raise UserError(f"--brackets {f}: no such folder")
     if not 0.0 <= c.highlights <= 1.0:
         raise UserError(f"--highlights must be in [0, 1], got {c.highlights}")
     if c.ema and not 0.0 < c.ema < 1.0:
@@ -176,14 +199,18 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
     loop.samples_per_step = batch * world.size
     net = distributed.wrap(model, dev, "forward_with_illumination", c.compile, log)  # what the step calls
     n_render = int(round(batch * c.render_mix)) if photos else 0
+    n_brackets = max(1, int(round(batch * c.bracket_mix))) if photos and c.brackets and not noref else 0
+    if c.brackets and not n_brackets:
+        raise UserError("--brackets needs --data, a folder of well-exposed photos (exposure errors are synthesized "
+                        "from them next to the bracket pairs)")
     rendered = sampler = None
     if noref:
         real_it, val = _plain_dark_source(c.data, crop, seed, batch - n_render, start, workers, c.val_images,
                                           progress, log)
         best = best if "score" in best else {"score": -float("inf")}
     elif photos:
-        real_it, val = _photo_source(c.data, crop, seed, batch - n_render, start, workers, c.val_images, progress,
-                                     log, exposure, c.highlights)
+        real_it, val = _photo_source(c.data, crop, seed, batch - n_render - n_brackets, start, workers, c.val_images,
+                                     progress, log, exposure, c.highlights)
     else:
         train, val = paired_data(c.data, c.layout, c.n_images, exposure, crop, seed, c.val_images, c.skip_bad,
                                  progress)
@@ -193,6 +220,11 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
         sampler = CropSampler(rendered, crop=crop, seed=seed)
     dark_it, dark_val = _real_source(c.zero_ref, crop, seed, max(1, batch // 2), start, workers, progress, log,
                                      exposure) if c.zero_ref else (None, [])
+    bracket_it = None
+    if n_brackets:
+        bracket_it, bracket_val = _bracket_source(c.brackets, crop, seed, n_brackets, start, workers, progress, log,
+                                                  scored={Path(f) for f in c.zero_ref})
+        dark_val = dark_val + bracket_val
     loop.track_random({"sampler": sampler.rng} if sampler is not None else {})
     if loop.resuming:
         log(f"resumed from {loop.path} at step {start}")
@@ -211,6 +243,9 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
         if n_render:
             rx, ry = drawn(n_render)
             x, y = torch.cat([x, rx]), (None if noref else torch.cat([y, ry]))
+        if bracket_it is not None:
+            bx, by = next(bracket_it)
+            x, y = torch.cat([x, bx]), torch.cat([y, by])
         return x, y
 
     history = []

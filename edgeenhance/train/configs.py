@@ -43,6 +43,8 @@ class BilateralConfig(RunConfig):
     teacher: Any = None  # a CycleGAN generator (checkpoint path or model) whose outputs on zero_ref are targets
     teacher_weight: float = 1.0
     render_mix: float = 0.0  # fraction of each batch taken from rendered pairs next to real photos
+    brackets: tuple = ()  # folders of exposure brackets (SICE): dark frames paired with their bracket's fusion
+    bracket_mix: float = 0.25  # fraction of each batch taken from the bracket pairs
     steps: int = 3000
     batch: int = 8
     crop: int = 192
