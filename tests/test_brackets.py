@@ -101,7 +101,8 @@ def test_a_short_run_with_brackets_trains_on_them_and_scores_their_held_out_dark
     assert any("4 real dark frames paired" in line and "1 held out" in line for line in logs)
 
 
-@pytest.mark.parametrize("kw, match", [(dict(bracket_mix=1.0), "--bracket-mix"), (dict(data="synthetic"), "--data")])
+@pytest.mark.parametrize("kw, match", [(dict(bracket_mix=1.0), "--bracket-mix"), (dict(data="synthetic"), "--data"),
+                                       (dict(exposure="over"), "--exposure under"), (dict(batch=1), "--batch 1")])
 def test_bracket_options_that_cannot_work_are_clear_errors(tmp_path, kw, match):
     from test_training import photo_dir, small_run
 

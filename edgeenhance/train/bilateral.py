@@ -203,6 +203,11 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
     if c.brackets and not n_brackets:
         raise UserError("--brackets needs --data, a folder of well-exposed photos (exposure errors are synthesized "
                         "from them next to the bracket pairs)")
+    if c.brackets and exposure != "under":
+        raise UserError("--brackets pairs dark frames with their bracket's fusion: it is for --exposure under")
+    if n_brackets and batch - n_render - n_brackets < 1:
+        raise UserError(f"--batch {batch} leaves no synthesized pairs next to {n_brackets} bracket and {n_render} "
+                        f"rendered pair(s) per step: raise --batch or lower --bracket-mix")
     rendered = sampler = None
     if noref:
         real_it, val = _plain_dark_source(c.data, crop, seed, batch - n_render, start, workers, c.val_images,
