@@ -77,34 +77,40 @@ def _real_source(folders, crop, seed, batch, start, workers, progress, log, expo
     def keep(img):
         return badly_exposed(img, exposure)
 
-    train, val = [], []
+    train = []
     for f in folders:
         train += load_photos(photo_files(f, "train"), max_side=1024, progress=progress, desc=f"loading {Path(f).name}",
                              keep=keep)
-        val += load_photos(photo_files(f, "val"), max_side=512, keep=keep)
     if not train:
         what = f"darker than mean luminance {DARK_MAX}" if exposure == "under" else f"brighter than mean luminance {BRIGHT_MIN}"
         raise UserError(f"--zero-ref: no frames {what} in {', '.join(map(str, folders))}")
+    val = _held_out_frames(folders, exposure)
     kind = "low-light" if exposure == "under" else "over-exposed"
     log(f"zero-reference: {len(train)} real {kind} frames, {len(val)} held out")
-    return (batches(PhotoCrops(train, crop, seed + 1), batch, start, workers, *_shard()),
-            [v.astype(np.float32) / 255 for v in val])
+    return batches(PhotoCrops(train, crop, seed + 1), batch, start, workers, *_shard()), val
+
+
+def _held_out_frames(folders, exposure="under") -> list[np.ndarray]:
+    """The held-out frames of ``folders`` that are badly exposed the ``exposure`` way, as float32,
+    long side at most 512: what each validation scores (lift or drop, newly clipped)."""
+    from edgeenhance.data.photosets import load_photos, photo_files
+
+    val = []
+    for f in folders:
+        val += load_photos(photo_files(f, "val"), max_side=512, keep=lambda img: badly_exposed(img, exposure))
+    return [v.astype(np.float32) / 255 for v in val]
 
 
 def _bracket_source(folders, crop, seed, batch, start, workers, progress, log, scored=()):
     """Real dark frames paired with the fusion of their exposure bracket; returns the batches and the
     held-out dark frames of the folders not in ``scored`` (already scored as zero-reference frames)."""
     from edgeenhance.data.brackets import BracketPairs, bracket_pairs
-    from edgeenhance.data.photosets import batches, load_photos, photo_files
+    from edgeenhance.data.photosets import batches
 
-    pairs, val = [], []
-    for f in folders:
-        pairs += bracket_pairs(f, "train", DARK_MAX, progress=progress)
-        if Path(f) not in scored:
-            val += load_photos(photo_files(f, "val"), max_side=512, keep=lambda img: badly_exposed(img, "under"))
+    pairs = [p for f in folders for p in bracket_pairs(f, "train", DARK_MAX, progress=progress)]
+    val = _held_out_frames([f for f in folders if Path(f) not in scored])
     log(f"brackets: {len(pairs)} real dark frames paired with their bracket's exposure fusion, {len(val)} held out")
-    return (batches(BracketPairs(pairs, crop, seed + 2), batch, start, workers, *_shard()),
-            [v.astype(np.float32) / 255 for v in val])
+    return batches(BracketPairs(pairs, crop, seed + 2), batch, start, workers, *_shard()), val
 
 
 def _real_scores(model, frames, dev) -> dict:
