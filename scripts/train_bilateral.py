@@ -6,7 +6,7 @@ README) on a CPU: ``bilateral.safetensors`` (low light, the default) and, with `
 Low light:
 
 - well-exposed photos (photos/: BSD100, CBSD68, Urban100, Sun-Hays 80), exposure errors
-  synthesized on the fly (edgeenhance.data.exposure: -1..-5 EV, ISO noise, clipping before the
+  synthesized on the fly (edgeenhance.data.exposure: -1..-6 EV, ISO noise, clipping before the
   tone curve, white-balance error, JPEG; a tenth of the samples well exposed, to be left alone);
   supervised DeepUPE losses against the photo;
 - real dark frames without targets (SICE part 1 frames darker than mean luminance 0.3, LOL our485

@@ -45,6 +45,45 @@ def test_the_one_sided_exposure_term_lifts_dark_patches_and_leaves_bright_ones()
     assert exposure_loss(torch.full((1, 3, 32, 32), 0.8), 0.5, one_sided=True).item() == 0.0
 
 
+def test_zero_reference_losses_only_on_crops_darker_than_the_limit(tmp_path):
+    import torch
+
+    import edgeenhance.train.bilateral as bil
+
+    grey = torch.full((3, 3, 8, 8), 0.2)
+    grey[1] = 0.05
+    grey[2, :, :4] = 1.0  # half white, half 0.2: mean 0.6
+    assert bil._darker_than(grey, 0.1).tolist() == [False, True, False]
+    assert bil._darker_than(grey, 1.0).all()
+
+    photos, dark = photo_dir(tmp_path / "photos"), photo_dir(tmp_path / "dark", level=0.1, seed=1)
+    real_loss, seen = bil.zero_reference_loss, []
+
+    def spy(out, s, x, *a, **kw):
+        seen.append(len(x))
+        return real_loss(out, s, x, *a, **kw)
+
+    bil.zero_reference_loss = spy
+    try:
+        for below in (1.0, 0.02):
+            seen.clear()
+            small_run(tmp_path / f"run{below}", data=str(photos), zero_ref=[dark], zero_ref_below=below, steps=3,
+                      val_every=100, workers=0)
+            assert seen == ([2, 2, 2] if below == 1.0 else [])  # half of each batch of 4 is dark frames
+    finally:
+        bil.zero_reference_loss = real_loss
+
+
+def test_the_clipping_penalty_is_weighted_by_clip_weight(tmp_path, monkeypatch):
+    import torch
+
+    import edgeenhance.train.bilateral as bil
+
+    monkeypatch.setattr(bil, "new_clipping_loss", lambda x, s: torch.ones((), requires_grad=True))
+    first = {w: small_run(tmp_path / str(w), steps=1, val_every=100, clip_weight=w)["history"][0] for w in (2.0, 5.0)}
+    assert first[5.0] - first[2.0] == pytest.approx(3.0, abs=1e-5)  # one penalty per step (no dark frames)
+
+
 def test_resume_continues_from_saved_step(tmp_path):
     small_run(tmp_path, steps=20)
     r = small_run(tmp_path, steps=30, resume=True)

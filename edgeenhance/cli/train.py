@@ -89,6 +89,14 @@ def add(sub):
     b.add_argument("--zero-ref-one-sided", action="store_true",
                    help="the exposure term only lifts patches darker than the level; brighter ones (a sky, a "
                         "lamp) are left as they are instead of being pulled down to it (default: both ways)")
+    b.add_argument("--zero-ref-below", type=float, default=B.zero_ref_below, metavar="LUM",
+                   help="apply the zero-reference losses only to training crops darker than this mean "
+                        "luminance, e.g. 0.1: really dark frames (night, LOL), where synthesized pairs cannot "
+                        "say how far to lift; brighter crops (a dim room with a lit window) keep only the "
+                        "penalty on newly blown pixels (default 1: every crop)")
+    b.add_argument("--clip-weight", type=float, default=B.clip_weight, metavar="W",
+                   help="weight of the penalty on pushing pixels that were not bright (luminance below 0.9) past "
+                        f"white, on the pairs and the --zero-ref frames (default {B.clip_weight:g})")
     b.add_argument("--ema", type=float, default=B.ema, metavar="DECAY",
                    help="validate and save a moving average of the weights with this decay, e.g. 0.998 "
                         "(about the last 500 steps); smooths the swings of competing losses (default 0: off)")
@@ -180,6 +188,7 @@ def cmd_train_bilateral(a):
     cfg = BilateralConfig(data=a.data, layout=a.layout, exposure=a.exposure, zero_reference=a.zero_reference,
                           zero_ref=tuple(a.zero_ref), zero_ref_weight=a.zero_ref_weight,
                           zero_ref_level=a.zero_ref_level, zero_ref_one_sided=a.zero_ref_one_sided, ema=a.ema,
+                          zero_ref_below=a.zero_ref_below, clip_weight=a.clip_weight,
                           highlights=a.highlights, teacher=a.teacher, teacher_weight=a.teacher_weight,
                           render_mix=a.render_mix, brackets=tuple(a.brackets), bracket_mix=a.bracket_mix,
                           steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr,

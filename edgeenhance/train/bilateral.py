@@ -3,7 +3,8 @@
 Data sources, mixable in one run:
 - a folder of well-exposed real photos: exposure errors synthesized on the fly (``data.exposure``),
   supervised DeepUPE losses against the photo itself;
-- folders of real dark photos with no targets (``zero_ref``): Zero-DCE style losses on them;
+- folders of real dark photos with no targets (``zero_ref``): Zero-DCE style losses on them (on
+  crops darker than ``zero_ref_below``), and the penalty on newly blown pixels on all of them;
 - folders of exposure brackets (``brackets``): real dark frames, supervised by their bracket's
   exposure fusion (``data.brackets``), a share of each batch next to the synthesized pairs;
 - with ``zero_reference``, a plain folder of (dark) photos as ``data``: Zero-DCE style losses only,
@@ -24,6 +25,7 @@ from edgeenhance.errors import UserError
 from edgeenhance.evaluate import evaluate
 from edgeenhance.models.bilateral import BilateralEnhancer
 from edgeenhance.models.registry import save_checkpoint
+from edgeenhance.noref import REC709
 from edgeenhance.train import distributed
 from edgeenhance.train.common import seed_everything
 from edgeenhance.train.configs import BilateralConfig, configured
@@ -38,7 +40,6 @@ BRIGHT_MIN = 0.6  # ... and as over-exposed above this one
 # frames of a sunny day are fine.
 KINDS = {"under": {"under": 0.9, "normal": 0.1}, "over": {"over": 0.75, "normal": 0.25}}
 VAL_EV = {"under": (-4.0, -2.0), "over": (1.0, 2.5)}  # the validation pairs' exposure errors
-W_CLIP = 2.0  # weight of the new-clipping penalty
 
 
 def _photo_source(data, crop, seed, batch, start, workers, n_val, progress, log, exposure="under", highlights=0.0):
@@ -113,6 +114,12 @@ def _bracket_source(folders, crop, seed, batch, start, workers, progress, log, s
     return batches(BracketPairs(pairs, crop, seed + 2), batch, start, workers, *_shard()), val
 
 
+def _darker_than(x: torch.Tensor, level: float) -> torch.Tensor:
+    """Which images of the batch have a mean luminance below ``level`` (all of them at 1)."""
+    w = x.new_tensor(REC709).view(1, 3, 1, 1)
+    return (x * w).sum(1).mean(dim=(1, 2)) < level
+
+
 def _real_scores(model, frames, dev) -> dict:
     """On real badly exposed frames: mean lift of the darkest 30%, drop of the brightest 30%, and the
     fraction of newly clipped pixels."""
@@ -179,6 +186,10 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
         raise UserError(f"--highlights must be in [0, 1], got {c.highlights}")
     if c.ema and not 0.0 < c.ema < 1.0:
         raise UserError(f"--ema must be in (0, 1) (or 0: off), got {c.ema}")
+    if not c.clip_weight >= 0.0:
+        raise UserError(f"--clip-weight must be 0 or more, got {c.clip_weight}")
+    if not 0.0 < c.zero_ref_below <= 1.0:
+        raise UserError(f"--zero-ref-below must be in (0, 1], got {c.zero_ref_below}")
     world, dev = distributed.setup(c.device)
     loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log,
                 lr_scale=c.lr_scale)
@@ -269,16 +280,17 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
             out, s = net(x)
         out, s = out.float(), s.float()
         loss = zero_reference_loss(out, s, x) if c.zero_reference else supervised_loss(out, s, x, y.to(dev))
-        loss = loss + W_CLIP * new_clipping_loss(x, s)
+        loss = loss + c.clip_weight * new_clipping_loss(x, s)
         if dark_it is not None and (c.zero_ref_weight > 0 or teacher is not None):
             d = next(dark_it).to(dev, non_blocking=True)
             with distributed.autocast(dev, c.amp):
                 dout, ds = net(d)
             dout, ds = dout.float(), ds.float()
-            loss = loss + W_CLIP * new_clipping_loss(d, ds)
-            if c.zero_ref_weight > 0:
-                loss = loss + c.zero_ref_weight * zero_reference_loss(dout, ds, d, c.zero_ref_level, w_color=1.0,
-                                                                      one_sided=c.zero_ref_one_sided)
+            loss = loss + c.clip_weight * new_clipping_loss(d, ds)
+            dark = _darker_than(d, c.zero_ref_below)
+            if c.zero_ref_weight > 0 and dark.any():
+                loss = loss + c.zero_ref_weight * dark.float().mean() * zero_reference_loss(
+                    dout[dark], ds[dark], d[dark], c.zero_ref_level, w_color=1.0, one_sided=c.zero_ref_one_sided)
             if teacher is not None:
                 with torch.no_grad():
                     target = teacher(d).clamp(0, 1)

@@ -39,6 +39,9 @@ class BilateralConfig(RunConfig):
     zero_ref_weight: float = 0.1
     zero_ref_level: float = 0.5
     zero_ref_one_sided: bool = False  # the exposure term only lifts patches darker than the level
+    # the zero-reference losses only on crops darker than this mean luminance (the no-new-clipping penalty on all)
+    zero_ref_below: float = 1.0
+    clip_weight: float = 2.0  # penalty on pushing pixels that were not bright past white (pairs and real frames)
     highlights: float = 0.0  # share of under-exposed pairs whose highlights were brighter than the photo's white
     teacher: Any = None  # a CycleGAN generator (checkpoint path or model) whose outputs on zero_ref are targets
     teacher_weight: float = 1.0
