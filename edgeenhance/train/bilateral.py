@@ -25,13 +25,12 @@ from edgeenhance.errors import UserError
 from edgeenhance.evaluate import evaluate
 from edgeenhance.models.bilateral import BilateralEnhancer
 from edgeenhance.models.registry import save_checkpoint
-from edgeenhance.noref import REC709
 from edgeenhance.train import distributed
 from edgeenhance.train.common import seed_everything
 from edgeenhance.train.configs import BilateralConfig, configured
 from edgeenhance.train.data import is_photo_folder, paired_data
 from edgeenhance.train.loop import KeepBest, Loop, WeightAverage, adam, cosine, evaluating, optimize
-from edgeenhance.train.losses import new_clipping_loss, supervised_loss, zero_reference_loss
+from edgeenhance.train.losses import luminance, new_clipping_loss, supervised_loss, zero_reference_loss
 
 DARK_MAX = 0.3  # a real frame counts as low-light below this mean luminance
 BRIGHT_MIN = 0.6  # ... and as over-exposed above this one
@@ -116,8 +115,7 @@ def _bracket_source(folders, crop, seed, batch, start, workers, progress, log, s
 
 def _darker_than(x: torch.Tensor, level: float) -> torch.Tensor:
     """Which images of the batch have a mean luminance below ``level`` (all of them at 1)."""
-    w = x.new_tensor(REC709).view(1, 3, 1, 1)
-    return (x * w).sum(1).mean(dim=(1, 2)) < level
+    return luminance(x).mean(dim=(1, 2, 3)) < level
 
 
 def _real_scores(model, frames, dev) -> dict:

@@ -63,10 +63,13 @@ def zero_reference_loss(out, s, x, level=0.6, w_color=5.0, one_sided=False):
             + 0.5 * tv(s))
 
 
+def luminance(x):
+    """Rec.709 luminance of an NCHW RGB batch, N1HW (``noref.luminance`` for tensors)."""
+    return (x * x.new_tensor(REC709).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
 def new_clipping_loss(x, s, limit: float = 0.97, bright: float = 0.9):
     """Penalty on pushing pixels that were not already bright to white (before the output clip): a
     low-light model must lift shadows, not blow out the lamps and skies it was given. On luminance, so
     that it lowers the gain of all three channels alike (per channel it tinted highlights blue)."""
-    w = x.new_tensor(REC709).view(1, 3, 1, 1)
-    pre = ((x / s.clamp(min=1e-3)) * w).sum(1, keepdim=True)
-    return (torch.relu(pre - limit) * ((x * w).sum(1, keepdim=True) < bright)).mean()
+    return (torch.relu(luminance(x / s.clamp(min=1e-3)) - limit) * (luminance(x) < bright)).mean()
