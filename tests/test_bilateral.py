@@ -120,3 +120,45 @@ def test_global_path_with_and_without_strided_convs():
     assert not any(k.startswith("gridnet.global_conv") for k in pooled.state_dict())
     low = torch.rand(1, 3, 64, 64)
     assert hdrnet.gridnet(low).shape == pooled.gridnet(low).shape == (1, 48, 8, 8)
+
+
+def test_min_illumination_sets_the_largest_gain_in_every_slicing_path():
+    """A floor of 0.025 lets a very dark pixel be lifted 40x (20x at the default 0.05); the manifest's
+    guide parameters carry the floor, so the numpy and fused slicing passes agree with torch."""
+    from edgeenhance.errors import UserError
+    from edgeenhance.models.registry import check_config
+    from edgeenhance.runtime.fused_slice import fused_slice
+
+    x = torch.full((1, 3, 16, 16), 0.01)
+    gains = {}
+    for floor in (0.05, 0.025):
+        m = BilateralEnhancer(min_illumination=floor).eval()
+        with torch.no_grad():
+            m.gridnet.out.bias.view(8, 3, 4)[:, :, 3] = 1e-4  # S far below any floor: the floor decides
+            full = m(x)[0].permute(1, 2, 0).numpy()
+            grid = m.gridnet(m.low_res(x))[0].numpy()
+        gains[floor] = float(full.mean() / 0.01)
+        img = np.ascontiguousarray(x[0].permute(1, 2, 0).numpy())
+        assert m.guide_params()["min_illumination"] == floor
+        for slicer in (reference_slice, fast_slice, fused_slice):
+            assert np.abs(slicer(img, grid, m.guide_params()) - full).max() < 1e-6, slicer.__name__
+    assert gains[0.05] == pytest.approx(20.0, rel=1e-4) and gains[0.025] == pytest.approx(40.0, rel=1e-4)
+    with pytest.raises(UserError, match="min_illumination must be in"):
+        check_config("bilateral", {"min_illumination": 0.0})
+
+
+@pytest.mark.parametrize("exposure,name", [("under", "bilateral"), ("over", "bilateral-over")])
+def test_shipped_weights_have_the_model_their_script_recipe_trains(exposure, name):
+    """scripts/train_bilateral.py is how the shipped weights are made: its recipe's model settings are
+    the checkpoint's (both gain at most 20x: with 40x the low-light model's int8 file failed 38 dB)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+    try:
+        from train_bilateral import RECIPES
+    finally:
+        sys.path.pop(0)
+    recipe = BilateralEnhancer(**(RECIPES[exposure].model_config or {})).config
+    assert load_model(name).config == recipe
+    assert recipe["min_illumination"] == 0.05
