@@ -380,6 +380,10 @@ def test_zero_reference_training_on_a_plain_folder_of_dark_photos(tmp_path, caps
     for i in range(5):
         _photo(tmp_path / "dark" / f"img_{i}.png", 0.05 + 0.02 * i, (40, 48))
     code = main(["train", "bilateral", "--data", str(tmp_path / "dark"), "--zero-reference", "--steps", "2",
-                 "--crop", "32", "--batch", "2", "--workers", "0", "-o", str(tmp_path / "run"), "--quiet"])
+                 "--crop", "32", "--batch", "2", "--workers", "0", "-o", str(tmp_path / "run"), "--quiet",
+                 "--max-gain", "40"])
     out = capsys.readouterr().out
     assert code == 0 and "best validation no-reference score" in out and "PSNR" not in out
+    from edgeenhance.models.registry import load_model
+
+    assert load_model(str(tmp_path / "run" / "final.safetensors")).guide_params()["min_illumination"] == 0.025

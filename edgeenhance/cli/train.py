@@ -97,10 +97,11 @@ def add(sub):
     b.add_argument("--clip-weight", type=float, default=B.clip_weight, metavar="W",
                    help="weight of the penalty on pushing pixels that were not bright (luminance below 0.9) past "
                         f"white, on the pairs and the --zero-ref frames (default {B.clip_weight:g})")
-    b.add_argument("--max-gain", type=float, default=20.0, metavar="G",
+    b.add_argument("--max-gain", type=float, metavar="G",
                    help="the largest brightening the model may apply to a pixel (its illumination S is at least "
-                        "1/G): the darkest real night frames want more than 20x, but noise and the int8 file's error grow with "
-                        "it (at 40x the low-light model's int8 grid failed 38 dB against float; default 20)")
+                        "1/G): the darkest real night frames want more than 20x, but noise and the int8 file's "
+                        "error grow with it (at 40x the low-light model's int8 grid failed 38 dB against float; "
+                        "default: the model's, 20)")
     b.add_argument("--ema", type=float, default=B.ema, metavar="DECAY",
                    help="validate and save a moving average of the weights with this decay, e.g. 0.998 "
                         "(about the last 500 steps); smooths the swings of competing losses (default 0: off)")
@@ -188,7 +189,7 @@ def cmd_train_bilateral(a):
 
     if not (a.lr > 0):  # also refuses nan
         raise UserError(f"--lr must be a positive number, got {a.lr}")
-    if not a.max_gain >= 1.0:
+    if a.max_gain is not None and not a.max_gain >= 1.0:
         raise UserError(f"--max-gain must be 1 or more, got {a.max_gain}")
     check_resume(a)
     cfg = BilateralConfig(data=a.data, layout=a.layout, exposure=a.exposure, zero_reference=a.zero_reference,
@@ -200,7 +201,8 @@ def cmd_train_bilateral(a):
                           steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr,
                           n_images=a.n_images, val_images=a.val_images, val_every=a.val_every,
                           workers=max(0, a.workers), skip_bad=a.skip_bad,
-                          model_config={"min_illumination": 1.0 / a.max_gain}, **run_options(a))
+                          model_config=None if a.max_gain is None else {"min_illumination": 1.0 / a.max_gain},
+                          **run_options(a))
     r = train_bilateral(a.out, cfg)
     if r["stopped"]:
         return stopped(r)

@@ -189,7 +189,8 @@ class BilateralEnhancer(Enhancer):
                  min_illumination=MIN_ILLUMINATION):
         super().__init__()
         if not 0.0 < min_illumination <= 1.0:
-            raise ValueError(f"min_illumination must be in (0, 1] (the largest gain is its inverse), got {min_illumination}")
+            raise ValueError(f"min_illumination must be in (0, 1] (the largest gain is its inverse), "
+                             f"got {min_illumination}")
         self.config = dict(lowres=lowres, grid_size=grid_size, bins=bins, width=width, guide_hidden=guide_hidden,
                            global_convs=global_convs, min_illumination=min_illumination)
         self.min_illumination = float(min_illumination)
