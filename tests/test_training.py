@@ -45,16 +45,19 @@ def test_the_one_sided_exposure_term_lifts_dark_patches_and_leaves_bright_ones()
     assert exposure_loss(torch.full((1, 3, 32, 32), 0.8), 0.5, one_sided=True).item() == 0.0
 
 
-def test_zero_reference_losses_only_on_crops_darker_than_the_limit(tmp_path):
+def test_zero_reference_losses_only_on_crops_darker_than_the_limit_or_with_highlights(tmp_path):
     import torch
 
     import edgeenhance.train.bilateral as bil
 
-    grey = torch.full((3, 3, 8, 8), 0.2)
+    grey = torch.full((4, 3, 8, 8), 0.2)
     grey[1] = 0.05
     grey[2, :, :4] = 1.0  # half white, half 0.2: mean 0.6
-    assert bil._darker_than(grey, 0.1).tolist() == [False, True, False]
-    assert bil._darker_than(grey, 1.0).all()
+    grey[3, :, 0, :4] = 0.8  # a dim frame (mean 0.24) with a lamp: 4 of its 64 pixels
+    assert bil._zero_ref_crops(grey, 0.1).tolist() == [False, True, False, False]
+    assert bil._zero_ref_crops(grey, 1.0).all()
+    assert bil._zero_ref_crops(grey, 0.1, highlights=0.7).tolist() == [False, True, True, True]
+    assert bil._zero_ref_crops(grey, 0.1, highlights=0.9).tolist() == [False, True, True, False]
 
     photos, dark = photo_dir(tmp_path / "photos"), photo_dir(tmp_path / "dark", level=0.1, seed=1)
     real_loss, seen = bil.zero_reference_loss, []

@@ -94,6 +94,10 @@ def add(sub):
                         "luminance, e.g. 0.1: really dark frames (night, LOL), where synthesized pairs cannot "
                         "say how far to lift; brighter crops (a dim room with a lit window) keep only the "
                         "penalty on newly blown pixels (default 1: every crop)")
+    b.add_argument("--zero-ref-highlights", type=float, default=B.zero_ref_highlights, metavar="LUM",
+                   help="also apply them to crops whose brightest 2%% are above this luminance, e.g. 0.7: a dim "
+                        "room with a lit window or a street with lamps, whose shadows synthesized pairs do not "
+                        "teach to lift (no validation pair is like that); default 1: none")
     b.add_argument("--clip-weight", type=float, default=B.clip_weight, metavar="W",
                    help="weight of the penalty on pushing pixels that were not bright (luminance below 0.9) past "
                         f"white, on the pairs and the --zero-ref frames (default {B.clip_weight:g})")
@@ -195,7 +199,8 @@ def cmd_train_bilateral(a):
     cfg = BilateralConfig(data=a.data, layout=a.layout, exposure=a.exposure, zero_reference=a.zero_reference,
                           zero_ref=tuple(a.zero_ref), zero_ref_weight=a.zero_ref_weight,
                           zero_ref_level=a.zero_ref_level, zero_ref_one_sided=a.zero_ref_one_sided, ema=a.ema,
-                          zero_ref_below=a.zero_ref_below, clip_weight=a.clip_weight,
+                          zero_ref_below=a.zero_ref_below,
+                          zero_ref_highlights=a.zero_ref_highlights, clip_weight=a.clip_weight,
                           highlights=a.highlights, teacher=a.teacher, teacher_weight=a.teacher_weight,
                           render_mix=a.render_mix, brackets=tuple(a.brackets), bracket_mix=a.bracket_mix,
                           steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr,

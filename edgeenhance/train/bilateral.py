@@ -4,7 +4,8 @@ Data sources, mixable in one run:
 - a folder of well-exposed real photos: exposure errors synthesized on the fly (``data.exposure``),
   supervised DeepUPE losses against the photo itself;
 - folders of real dark photos with no targets (``zero_ref``): Zero-DCE style losses on them (on
-  crops darker than ``zero_ref_below``), and the penalty on newly blown pixels on all of them;
+  crops darker than ``zero_ref_below`` or with highlights above ``zero_ref_highlights``), and the
+  penalty on newly blown pixels on all of them;
 - folders of exposure brackets (``brackets``): real dark frames, supervised by their bracket's
   exposure fusion (``data.brackets``), a share of each batch next to the synthesized pairs;
 - with ``zero_reference``, a plain folder of (dark) photos as ``data``: Zero-DCE style losses only,
@@ -113,9 +114,11 @@ def _bracket_source(folders, crop, seed, batch, start, workers, progress, log, s
     return batches(BracketPairs(pairs, crop, seed + 2), batch, start, workers, *_shard()), val
 
 
-def _darker_than(x: torch.Tensor, level: float) -> torch.Tensor:
-    """Which images of the batch have a mean luminance below ``level`` (all of them at 1)."""
-    return luminance(x).mean(dim=(1, 2, 3)) < level
+def _zero_ref_crops(x: torch.Tensor, below: float, highlights: float = 1.0) -> torch.Tensor:
+    """Which images of the batch get the zero-reference losses: a mean luminance below ``below`` (all of
+    them at 1), or a brightest 2% above ``highlights`` (a dark frame with a lamp or a window; none at 1)."""
+    lum = luminance(x).flatten(1)
+    return (lum.mean(1) < below) | (torch.quantile(lum, 0.98, dim=1) > highlights)
 
 
 def _real_scores(model, frames, dev) -> dict:
@@ -188,6 +191,8 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
         raise UserError(f"--clip-weight must be 0 or more, got {c.clip_weight}")
     if not 0.0 < c.zero_ref_below <= 1.0:
         raise UserError(f"--zero-ref-below must be in (0, 1], got {c.zero_ref_below}")
+    if not 0.0 < c.zero_ref_highlights <= 1.0:
+        raise UserError(f"--zero-ref-highlights must be in (0, 1], got {c.zero_ref_highlights}")
     world, dev = distributed.setup(c.device)
     loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log,
                 lr_scale=c.lr_scale)
@@ -285,7 +290,7 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
                 dout, ds = net(d)
             dout, ds = dout.float(), ds.float()
             loss = loss + c.clip_weight * new_clipping_loss(d, ds)
-            dark = _darker_than(d, c.zero_ref_below)
+            dark = _zero_ref_crops(d, c.zero_ref_below, c.zero_ref_highlights)
             if c.zero_ref_weight > 0 and dark.any():
                 loss = loss + c.zero_ref_weight * dark.float().mean() * zero_reference_loss(
                     dout[dark], ds[dark], d[dark], c.zero_ref_level, w_color=1.0, one_sided=c.zero_ref_one_sided)
