@@ -150,7 +150,7 @@ def test_min_illumination_sets_the_largest_gain_in_every_slicing_path():
 @pytest.mark.parametrize("exposure,name", [("under", "bilateral"), ("over", "bilateral-over")])
 def test_shipped_weights_have_the_model_their_script_recipe_trains(exposure, name):
     """scripts/train_bilateral.py is how the shipped weights are made: its recipe's model settings are
-    the checkpoint's (both gain at most 20x: with 40x the low-light model's int8 file failed 38 dB)."""
+    the checkpoint's (both gain at most 20x: at 30x and 40x the low-light model's int8 file failed 38 dB)."""
     import sys
     from pathlib import Path
 
