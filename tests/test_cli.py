@@ -63,6 +63,7 @@ def test_enhance_unreadable_file_is_reported_without_traceback(tmp_path):
     (["train", "bilateral", "-o", "x", "--brackets", "nosuch"], "--brackets nosuch: no such folder"),
     (["train", "bilateral", "-o", "x", "--zero-ref-below", "0"], "--zero-ref-below must be in (0, 1]"),
     (["train", "bilateral", "-o", "x", "--zero-ref-highlights", "1.5"], "--zero-ref-highlights must be in (0, 1]"),
+    (["train", "bilateral", "-o", "x", "--zero-ref-shadows", "nan"], "--zero-ref-shadows must be in [0, 1)"),
     (["train", "bilateral", "-o", "x", "--clip-weight", "-1"], "--clip-weight must be 0 or more"),
     (["train", "bilateral", "-o", "x", "--max-gain", "0.5"], "--max-gain must be 1 or more"),
 ])

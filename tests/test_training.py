@@ -45,6 +45,27 @@ def test_the_one_sided_exposure_term_lifts_dark_patches_and_leaves_bright_ones()
     assert exposure_loss(torch.full((1, 3, 32, 32), 0.8), 0.5, one_sided=True).item() == 0.0
 
 
+def test_the_shadow_term_scores_the_outputs_of_the_darkest_input_pixels():
+    import torch
+
+    from edgeenhance.train.losses import shadow_loss, zero_reference_loss
+
+    # 10 grey 16x16 tiles, darkest on the left
+    x = torch.linspace(0.0, 0.9, 10).repeat_interleave(16).view(1, 1, 1, 160).expand(1, 3, 16, 160).contiguous()
+    out = x.clone()
+    out[..., :48] = 0.2  # the darkest 30% (3 tiles) lifted to 0.2, the rest left alone
+    assert shadow_loss(out, x, 0.3).item() == pytest.approx(0.1 ** 2, rel=1e-4)
+    assert shadow_loss(out, x, 0.2).item() == pytest.approx(0.0, abs=1e-9)  # at the level: nothing to lift
+    out[..., 48:] = 1.0  # brighter pixels do not count, however bright
+    assert shadow_loss(out, x, 0.3).item() == pytest.approx(0.1 ** 2, rel=1e-4)
+    s = torch.ones_like(x)
+    added = zero_reference_loss(out, s, x, shadows=0.3) - zero_reference_loss(out, s, x)
+    assert added.item() == pytest.approx(10 * 0.1 ** 2, rel=1e-3)  # off by default, weight 10 when on
+    out.requires_grad_(True)
+    shadow_loss(out, x, 0.3).backward()
+    assert (out.grad[..., :48] < 0).all() and (out.grad[..., 48:] == 0).all()  # only the shadows are pushed up
+
+
 def test_zero_reference_losses_only_on_crops_darker_than_the_limit_or_with_highlights(tmp_path):
     import torch
 

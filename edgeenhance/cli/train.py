@@ -98,6 +98,10 @@ def add(sub):
                    help="also apply them to crops whose brightest 2%% are above this luminance, e.g. 0.7: a dim "
                         "room with a lit window or a street with lamps, whose shadows synthesized pairs do not "
                         "teach to lift (no validation pair is like that); default 1: none")
+    b.add_argument("--zero-ref-shadows", type=float, default=B.zero_ref_shadows, metavar="LUM",
+                   help="with those losses, also lift the darkest 30%% of each such crop to at least this mean "
+                        "luminance, e.g. 0.3: brightens the shadows of a night frame without pushing its "
+                        "mid-tones as far as a higher --zero-ref-level would (default 0: off)")
     b.add_argument("--clip-weight", type=float, default=B.clip_weight, metavar="W",
                    help="weight of the penalty on pushing pixels that were not bright (luminance below 0.9) past "
                         f"white, on the pairs and the --zero-ref frames (default {B.clip_weight:g})")
@@ -200,7 +204,8 @@ def cmd_train_bilateral(a):
                           zero_ref=tuple(a.zero_ref), zero_ref_weight=a.zero_ref_weight,
                           zero_ref_level=a.zero_ref_level, zero_ref_one_sided=a.zero_ref_one_sided, ema=a.ema,
                           zero_ref_below=a.zero_ref_below,
-                          zero_ref_highlights=a.zero_ref_highlights, clip_weight=a.clip_weight,
+                          zero_ref_highlights=a.zero_ref_highlights,
+                          zero_ref_shadows=a.zero_ref_shadows, clip_weight=a.clip_weight,
                           highlights=a.highlights, teacher=a.teacher, teacher_weight=a.teacher_weight,
                           render_mix=a.render_mix, brackets=tuple(a.brackets), bracket_mix=a.bracket_mix,
                           steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr,

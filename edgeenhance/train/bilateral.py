@@ -196,6 +196,8 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
         raise UserError(f"--zero-ref-below must be in (0, 1], got {c.zero_ref_below}")
     if not 0.0 < c.zero_ref_highlights <= 1.0:
         raise UserError(f"--zero-ref-highlights must be in (0, 1], got {c.zero_ref_highlights}")
+    if not 0.0 <= c.zero_ref_shadows < 1.0:
+        raise UserError(f"--zero-ref-shadows must be in [0, 1), got {c.zero_ref_shadows}")
     world, dev = distributed.setup(c.device)
     loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log,
                 lr_scale=c.lr_scale)
@@ -296,7 +298,8 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
             dark = _zero_ref_crops(d, c.zero_ref_below, c.zero_ref_highlights)
             if c.zero_ref_weight > 0 and dark.any():
                 loss = loss + c.zero_ref_weight * dark.float().mean() * zero_reference_loss(
-                    dout[dark], ds[dark], d[dark], c.zero_ref_level, w_color=1.0, one_sided=c.zero_ref_one_sided)
+                    dout[dark], ds[dark], d[dark], c.zero_ref_level, w_color=1.0, one_sided=c.zero_ref_one_sided,
+                    shadows=c.zero_ref_shadows)
             if teacher is not None:
                 with torch.no_grad():
                     target = teacher(d).clamp(0, 1)

@@ -42,6 +42,8 @@ class BilateralConfig(RunConfig):
     # the zero-reference losses only on crops darker than this mean luminance (the no-new-clipping penalty on all)
     zero_ref_below: float = 1.0
     zero_ref_highlights: float = 1.0  # ... and on crops whose brightest 2% are above this (1: none)
+    # the zero-reference losses also lift the darkest 30% of each such crop to at least this mean luminance (0: off)
+    zero_ref_shadows: float = 0.0
     clip_weight: float = 2.0  # penalty on pushing pixels that were not bright past white (pairs and real frames)
     highlights: float = 0.0  # share of under-exposed pairs whose highlights were brighter than the photo's white
     teacher: Any = None  # a CycleGAN generator (checkpoint path or model) whose outputs on zero_ref are targets

@@ -56,11 +56,22 @@ def tv(s):
     return (s[..., :, 1:] - s[..., :, :-1]).abs().mean() + (s[..., 1:, :] - s[..., :-1, :]).abs().mean()
 
 
-def zero_reference_loss(out, s, x, level=0.6, w_color=5.0, one_sided=False):
-    """No targets: exposure, colour-constancy, spatial-consistency and smoothness terms. ``w_color``
-    weighs the grey-world term; real dark frames lit by warm lamps want less of it (it turned them cyan)."""
-    return (10 * exposure_loss(out, level, one_sided=one_sided) + w_color * color_constancy_loss(out) + spatial_consistency_loss(out, x)
-            + 0.5 * tv(s))
+def shadow_loss(out, x, level, frac=0.3):
+    """Squared shortfall of the mean output luminance of each image's ``frac`` darkest input pixels
+    below ``level``: lifts the shadows themselves, not the whole frame."""
+    li, lo = luminance(x).flatten(1), luminance(out).flatten(1)
+    k = max(1, int(frac * li.shape[1]))
+    idx = torch.topk(li, k, dim=1, largest=False).indices
+    return (torch.relu(level - lo.gather(1, idx).mean(1)) ** 2).mean()
+
+
+def zero_reference_loss(out, s, x, level=0.6, w_color=5.0, one_sided=False, shadows=0.0):
+    """No targets: exposure, colour-constancy, spatial-consistency and smoothness terms, and with
+    ``shadows`` > 0 a lift of the darkest 30% to that level. ``w_color`` weighs the grey-world term;
+    real dark frames lit by warm lamps want less of it (it turned them cyan)."""
+    loss = (10 * exposure_loss(out, level, one_sided=one_sided) + w_color * color_constancy_loss(out)
+            + spatial_consistency_loss(out, x) + 0.5 * tv(s))
+    return loss + 10 * shadow_loss(out, x, shadows) if shadows > 0 else loss
 
 
 def luminance(x):
