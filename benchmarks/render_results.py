@@ -265,6 +265,32 @@ def render_train_throughput(d: dict) -> list[str]:
     return out + [""]
 
 
+def is_pairs_brightness(d) -> bool:
+    return isinstance(d, dict) and d.get("benchmark") == "pairs_brightness" and isinstance(d.get("results"), dict)
+
+
+def render_pairs_brightness(d: dict) -> list[str]:
+    """benchmarks/pairs_brightness.py: the pairs' PSNR with each output scaled by the best gain for it."""
+    tg = d.get("targets") or {}
+    lift, clip = tg.get("lift"), tg.get("new_clipped")
+    rows = []
+    for m, r in d["results"].items():
+        for key, what in (("as_is", "as is"), ("best_single_gain", "best one gain for all"),
+                          ("best_gain_per_pair", "best gain per pair (oracle)"), ("best_rule", "best rule k(m)"),
+                          ("best_rule_with_targets", f"best rule k(m), lift >= {num(lift)}, newly clipped <= "
+                                                     f"{num(100 * clip if clip is not None else None, 0)}%")):
+            v = r.get(key) or {}
+            gains = v.get("gain_at")
+            rows.append([m, what, num(v.get("pairs_psnr")), "-" if v.get("lift") is None else f"{v['lift']:+.3f}",
+                         "-" if v.get("new_clipped") is None else f"{100 * v['new_clipped']:.2f}%",
+                         num(v.get("gain")) if "gain" in v else
+                         ", ".join(f"{k}: {num(g)}" for k, g in gains.items()) if isinstance(gains, dict) else "-"])
+    sets = d.get("sets") or {}
+    return [f"Each output scaled by a gain k; pairs: {cell(sets.get('pairs', '?'))}; lift and newly clipped: "
+            f"{cell(sets.get('dark', '?'))}. A rule: {cell(d.get('rule', '?'))}.", ""] + table(
+        ["model", "gain", "pairs PSNR", "darkest-30% lift", "newly clipped", "gain (at mean luminance)"], rows) + [""]
+
+
 # -- anything else -------------------------------------------------------------------------------------
 def leaves(v, path=""):
     """(key path, value) of every scalar (and short list of scalars) in ``v``, in document order."""
@@ -291,6 +317,9 @@ def render_generic(d) -> list[str]:
 RENDERERS = [  # (test, renderer, what the section is about)
     (is_run_all, render_run_all, "`benchmarks/run_all.py`: speed, size and accuracy targets of the shipped models"),
     (is_preview_speed, render_preview_speed, "`benchmarks/preview_speed.py`: camera-preview speed"),
+    # before real_photos, whose test (sets and results) this file passes too
+    (is_pairs_brightness, render_pairs_brightness,
+     "`benchmarks/pairs_brightness.py`: how much of the pairs' error is brightness"),
     (is_real_photos, render_real_photos, "`benchmarks/real_photos.py`: models on real photos"),
     (is_train_throughput, render_train_throughput, "`benchmarks/train_throughput.py`: training throughput"),
 ]

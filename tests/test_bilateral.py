@@ -92,7 +92,11 @@ def test_shared_slicing_vectors_match_numpy_and_fused(guide, name):
 
     path = Path(__file__).parents[1] / "android_demo/app/src/test/resources" / name
     v = json.loads(path.read_text())
-    assert v == json.loads(json.dumps(make_test_vectors(guide=guide)))  # the file is current
+    fresh = json.loads(json.dumps(make_test_vectors(guide=guide)))  # the file is current: same fields ...
+    assert {k: x for k, x in v.items() if k != "expected_hwc"} == {k: x for k, x in fresh.items() if k != "expected_hwc"}
+    # ... and the same expected output, to float32 rounding (numpy's SIMD paths differ by CPU: 1 ulp apart
+    # between an AVX2 and an AVX-512 host)
+    np.testing.assert_allclose(v["expected_hwc"], fresh["expected_hwc"], rtol=0, atol=1e-6)
     img = np.asarray(v["image_hwc"], np.float32)
     g = v["guide"]
     grid = np.asarray(v["network_output_chw"], np.float32) / np.asarray(g["grid_scale"], np.float32)[:, None, None] \

@@ -160,3 +160,22 @@ def test_real_photos_section_shows_the_optional_paired_sets_only_where_measured(
     del sets["brackets"]
     text = rendered()
     assert "real brackets" not in text and row(text, "net")[8] == "25.00 (worst 19.00)"
+
+
+def test_pairs_brightness_section(tmp_path):
+    rr = load()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "results").mkdir()
+    r = {"as_is": {"pairs_psnr": 20.8, "lift": 0.1504, "new_clipped": 0.0058},
+         "best_single_gain": {"gain": 1.0, "pairs_psnr": 20.8},
+         "best_gain_per_pair": {"pairs_psnr": 23.26, "gains": [0.9, 1.1]},
+         "best_rule": {"pairs_psnr": 21.55, "lift": 0.119, "new_clipped": 0.012, "gain_at": {"0.02": 0.5, "0.30": 1.15}},
+         "best_rule_with_targets": {"pairs_psnr": 20.86, "lift": 0.15, "new_clipped": 0.0099, "gain_at": {"0.02": 0.83}}}
+    (tmp_path / "results" / "pairs_brightness.json").write_text(json.dumps(
+        {"benchmark": "pairs_brightness", "sets": {"pairs": "52 pairs", "dark": "151 frames"}, "rule": "k(m)",
+         "targets": {"lift": 0.15, "new_clipped": 0.01}, "results": {"net": r}}))
+    text = rr.render(tmp_path / "results", tmp_path / "docs")
+    lines = [line for line in text.splitlines() if line.startswith("| net |")]
+    assert [c.strip() for c in lines[2].split("|")[2:4]] == ["best gain per pair (oracle)", "23.26"]
+    assert [c.strip() for c in lines[4].split("|")[3:7]] == ["20.86", "+0.150", "0.99%", "0.02: 0.83"]
+    assert "lift >= 0.15, newly clipped <= 1%" in lines[4] and "0.30: 1.15" in lines[3]

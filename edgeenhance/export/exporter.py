@@ -293,8 +293,8 @@ class Exporter:
                                                            "(weights stored as int8); all others are int8"}
                 if self.float_output(first, "int8"):
                     header["int8_float_modules"]["tflite_output_op"] = (  # key kept for manifest readers
-                        f"float: in int8 {names} files the op writing the output also computes in float "
-                        "(weights stored as int8; in ONNX, that node and its input)")
+                        f"float: in int8 {names} files the op writing the output also computes in float, "
+                        "with float weights (in ONNX, that node and its input)")
         # Before writing anything: drop the entries of files about to be replaced (the ONNX fp32 file is
         # also written for ONNX int8) and of files the manifest can no longer vouch for.
         writing = {self.filename(t, p) for t, p in jobs} | {self.filename(t, "fp32") for t, _ in jobs

@@ -44,11 +44,11 @@ def _recipe(precision: str, io_dtype: str, activation_bits: int, float_modules=(
             rp.add_quantization_config(regex=".*", operation_name=op, op_config=qtyping.OpQuantizationConfig(),
                                        algorithm_key=AlgorithmName.NO_QUANTIZE)
     scope = float_scope_regex(float_modules)
-    if output_scope:  # the op writing the model's output is named after the output, not its module
-        scope = f"(?:{scope})|{output_scope}" if scope else output_scope
-    if scope:
-        keep_float(scope)  # float compute for ops without weights (mean, add) ...
-        # ... and int8-stored weights for those with weights (a separate key: the same regex would overwrite)
+    if scope or output_scope:  # (the op writing the output is named after the output, not its module)
+        keep_float("|".join(f"(?:{r})" for r in (scope, output_scope) if r))  # float compute ...
+    if scope:  # ... with int8-stored weights in the named modules (a separate key: the same regex would
+        # overwrite). The output op keeps float weights: they write the output directly (for the bilateral
+        # grid network, the coefficients of S, whose error I / S amplifies where S is small), and they are few.
         rp.add_weight_only_config(regex=f"(?:{scope})", operation_name=ops.ALL_SUPPORTED, num_bits=8,
                                   granularity=granularity[weight_scales], algorithm_key=AlgorithmName.MIN_MAX_UNIFORM_QUANT)
     return rp.get_quantization_recipe()
@@ -78,7 +78,7 @@ def quantize_tflite(fp32_path: Path, out_path: Path, calib: list[np.ndarray], pr
     ``io_dtype``: 'float' (float32 I/O) or 'int8' (int8 I/O, as the quantizer emits it).
     ``float_modules``: submodule names (e.g. 'global_fc') whose ops compute in float with int8 weights
     (ops are selected by scope name; the op writing the model's output is named after the output, so
-    it stays int8 unless ``float_output``: then it computes in float too, with int8 weights, and the
+    it stays int8 unless ``float_output``: then it computes in float with float weights, and the
     output has no int8 range to clip at).
     ``weight_scales``: 'channel' (one int8 scale per output channel) or 'tensor' (one per weight tensor:
     smaller files; for weights fine-tuned that way).
