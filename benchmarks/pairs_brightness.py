@@ -14,7 +14,7 @@ only by missing the lift, brightness conditioned on the input's level cannot ser
 
 Writes benchmarks/results/pairs_brightness.json.
 
-    python benchmarks/pairs_brightness.py [--model bilateral ...] [--data ../shared/data]
+    python benchmarks/pairs_brightness.py [--model bilateral [--label NAME] ...] [--data ../shared/data]
 """
 from __future__ import annotations
 
@@ -93,6 +93,7 @@ def best_rule(t: dict, constrained: bool) -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", help="zoo name or checkpoint (repeat; default bilateral)")
+    p.add_argument("--label", action="append", help="display name per --model (default: the spec)")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pairs_brightness.json")
@@ -110,8 +111,12 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     if not (a.data / "photos").is_dir():
         p.error(f"{a.data} has no photos/ folder: pass --data, the shared data folder (see its README)")
+    specs = a.model or ["bilateral"]
+    labels = a.label or specs
+    if len(labels) != len(specs):
+        p.error(f"{len(labels)} --label for {len(specs)} --model: give one per model, or none")
     try:
-        models = {spec: load_model(spec) for spec in a.model or ["bilateral"]}
+        models = {lab: load_model(spec) for lab, spec in zip(labels, specs)}
     except UserError as e:
         p.error(str(e))
     photos8 = [(img * 255).round().astype(np.uint8) for _, img in held_out_photos(a.data)]
@@ -134,12 +139,14 @@ def main(argv=None):
               f"{r['best_gain_per_pair']['pairs_psnr']:.2f} dB; best rule k(m) {r['best_rule']['pairs_psnr']:.2f} dB "
               f"(lift {r['best_rule']['lift']:.3f}); with lift >= {LIFT}, clipped <= {CLIP:.0%}: "
               f"{r['best_rule_with_targets']['pairs_psnr']:.2f} dB (lift {r['best_rule_with_targets']['lift']:.3f})")
-    write_json(a.out, {"benchmark": "pairs_brightness", "date": datetime.date.today().isoformat(), "data": "../shared/data (validation split)",
+    write_json(a.out, {"benchmark": "pairs_brightness", "date": datetime.date.today().isoformat(),
+                       "data": "../shared/data (validation split)",
                        "sets": {"pairs": f"{len(pairs)} pairs synthesized from held-out photos, -4..-2 EV with ISO "
                                          "noise, long side 512",
                                 "dark": f"{len(frames)} held-out real dark frames (SICE part 1 < 0.3, LOL our485 low)"},
                        "rule": "gain k(m) on the output, m = input mean luminance, piecewise linear in log m",
-                       "targets": {"lift": LIFT, "new_clipped": CLIP}, "threads": a.threads, "results": results})
+                       "targets": {"lift": LIFT, "new_clipped": CLIP}, "threads": a.threads,
+                       "models": dict(zip(labels, specs)), "results": results})
     print(f"wrote {a.out}")
 
 
