@@ -166,3 +166,16 @@ def test_shipped_weights_have_the_model_their_script_recipe_trains(exposure, nam
     recipe = BilateralEnhancer(**(RECIPES[exposure].model_config or {})).config
     assert load_model(name).config == recipe
     assert recipe["min_illumination"] == 0.05
+
+
+def test_train_script_reports_a_missing_data_folder_in_one_line(tmp_path, capsys):
+    """A wrong --data is a user mistake: one error line and exit code 2, no traceback, no run folder."""
+    from conftest import load_script
+
+    script = load_script("scripts/train_bilateral.py")
+    with pytest.raises(SystemExit) as e:
+        script.main(["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such dataset folder" in err[0]
+    assert not (tmp_path / "run").exists()
