@@ -155,14 +155,9 @@ def test_min_illumination_sets_the_largest_gain_in_every_slicing_path():
 def test_shipped_weights_have_the_model_their_script_recipe_trains(exposure, name):
     """scripts/train_bilateral.py is how the shipped weights are made: its recipe's model settings are
     the checkpoint's (both gain at most 20x: at 30x and 40x the low-light model's int8 file failed 38 dB)."""
-    import sys
-    from pathlib import Path
+    from conftest import load_script
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
-    try:
-        from train_bilateral import RECIPES
-    finally:
-        sys.path.pop(0)
+    RECIPES = load_script("scripts/train_bilateral.py").RECIPES
     recipe = BilateralEnhancer(**(RECIPES[exposure].model_config or {})).config
     assert load_model(name).config == recipe
     assert recipe["min_illumination"] == 0.05
