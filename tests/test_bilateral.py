@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -173,4 +175,58 @@ def test_train_script_reports_a_missing_data_folder_in_one_line(tmp_path, capsys
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such dataset folder" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_script_fine_tunes_its_stage_1_and_ships_stage_2(tmp_path, monkeypatch):
+    """Low light is two stages: the recipe, then its final weights fine-tuned (lower lr, fresh schedule,
+    milder exposure errors) into OUT/tune, whose best weights are shipped; a finished stage 1 is not rerun
+    on --resume."""
+    import edgeenhance.models.registry as registry
+    import edgeenhance.train.bilateral as bil
+    from conftest import load_script
+
+    script = load_script("scripts/train_bilateral.py")
+    runs = []
+
+    def fake(out, config):
+        runs.append((Path(out), config))
+        Path(out).mkdir(parents=True, exist_ok=True)
+        for name in ("final", "best"):
+            (Path(out) / f"{name}.safetensors").write_text(f"{name} of {out}")
+        return {"stopped": False, "best": None}
+
+    monkeypatch.setattr(bil, "train_bilateral", fake)
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path / "weights")
+    (tmp_path / "weights").mkdir()
+    out = tmp_path / "run"
+    script.main(["--data", str(tmp_path), "--out", str(out), "--ship"])
+    (o1, c1), (o2, c2) = runs
+    assert o1 == out and c1.steps == script.RECIPE.steps and c1.init is None
+    assert o2 == out / "tune" and c2.init == str(out / "final.safetensors")
+    assert (c2.steps, c2.lr, c2.ev_range) == (2000, 3e-4, (-5.0, -1.0)) and c1.ev_range is None
+    assert (c1.zero_ref_weight, c2.zero_ref_weight) == (0.1, 0.075) and c2.ema == c1.ema and c2.data == c1.data
+    assert (tmp_path / "weights" / "bilateral.safetensors").read_text() == f"best of {out / 'tune'}"
+
+    runs.clear()  # without stage 2, stage 1's final weights are shipped
+    script.main(["--data", str(tmp_path), "--out", str(out), "--tune-steps", "0", "--ship"])
+    assert [o for o, _ in runs] == [out]
+    assert (tmp_path / "weights" / "bilateral.safetensors").read_text() == f"final of {out}"
+
+    runs.clear()
+    script.main(["--data", str(tmp_path), "--out", str(out), "--resume"])
+    assert [o for o, _ in runs] == [out / "tune"] and runs[0][1].resume
+
+
+def test_train_script_stage1_option_is_checked(tmp_path, capsys):
+    from conftest import load_script
+
+    script = load_script("scripts/train_bilateral.py")
+    for args, msg in [(["--stage1", str(tmp_path / "nope.safetensors")], "no such file"),
+                      (["--exposure", "over", "--tune-steps", "5"], "for the low-light model")]:
+        with pytest.raises(SystemExit) as e:
+            script.main(["--data", str(tmp_path), "--out", str(tmp_path / "run"), *args])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0]
     assert not (tmp_path / "run").exists()

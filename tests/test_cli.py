@@ -66,6 +66,8 @@ def test_enhance_unreadable_file_is_reported_without_traceback(tmp_path):
     (["train", "bilateral", "-o", "x", "--zero-ref-shadows", "nan"], "--zero-ref-shadows must be in [0, 1)"),
     (["train", "bilateral", "-o", "x", "--clip-weight", "-1"], "--clip-weight must be 0 or more"),
     (["train", "bilateral", "-o", "x", "--max-gain", "0.5"], "--max-gain must be 1 or more"),
+    (["train", "bilateral", "-o", "x", "--ev-range", "-1", "2"], "--ev-range must be two numbers LO <= HI"),
+    (["train", "bilateral", "-o", "x", "--ev-range", "-1", "-5"], "--ev-range must be two numbers LO <= HI"),
 ])
 def test_user_errors_are_clean(tmp_path, args, msg, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -151,3 +151,16 @@ def test_pairs_dataset_with_bright_highlights_keeps_white_areas_bright():
     means = [plain[k][0].mean() for k in range(8)], [bright[k][0].mean() for k in range(8)]
     assert all(b > p for p, b in zip(*means))  # the same draws, but the scene's white was brighter
     assert all((plain[k][1] == bright[k][1]).all() for k in range(8))  # targets are the photo either way
+
+
+def test_pairs_dataset_draws_its_exposure_errors_from_the_given_range():
+    grey = [np.full((64, 64, 3), 128, np.uint8)]
+    kinds = {"under": 0.5, "normal": 0.5}
+    mild = ExposurePairs(grey, crop=32, seed=3, kinds=kinds, ev_range=(-1.0, -1.0))
+    deep = ExposurePairs(grey, crop=32, seed=3, kinds=kinds, ev_range=(-5.0, -5.0))
+    for k in range(8):
+        (m, y), (d, _) = mild[k], deep[k]
+        if abs(m.mean() - y.mean()) < 0.02:  # a well-exposed sample: the range is not for it
+            assert (d == m).all()
+        else:
+            assert d.mean() < 0.5 * m.mean()  # 4 stops further down

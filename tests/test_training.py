@@ -151,13 +151,14 @@ def test_short_real_photo_run_lowers_the_loss_and_lifts_real_dark_frames(tmp_pat
     dark = real_folder(tmp_path, "exposure/lol_our485_low", 8, "dark")
     logs = []
     r = small_run(tmp_path / "run", data=str(photos), zero_ref=[dark], steps=150, val_every=150, lr=5e-3,
-                  log=logs.append, workers=0)
+                  log=logs.append, workers=0, ev_range=(-5.0, -1.0))
     h = r["history"]  # every batch is a new synthesis: compare long windows
     assert np.mean(h[-30:]) < 0.85 * np.mean(h[:30])
     val = heldout_pairs(load_photos(photo_files(photos, "val")), 24)
     assert r["best"]["psnr"] > evaluate_input(val)["psnr"] + 3  # the held-out pairs it validated on
     assert r["best"]["dark_lift"] > 0.005  # the identity start lifts nothing
     assert any("real low-light frames" in line for line in logs)
+    assert any("exposure errors of -5 to -1 EV" in line for line in logs)
 
 
 def test_real_photo_folder_without_dark_frames_is_a_clear_error(tmp_path):
@@ -200,7 +201,7 @@ def test_short_over_exposure_run_on_real_photos_darkens_and_recovers(tmp_path):
     assert r["best"]["psnr"] > evaluate_input(val)["psnr"] + 3
     assert r["best"]["bright_drop"] > 0.02  # real bright frames come out darker (the identity start: 0)
     assert any("real over-exposed frames" in line for line in logs)
-    assert any("over-exposure errors synthesized" in line for line in logs)
+    assert any("over-exposure errors of +1 to +3 EV synthesized" in line for line in logs)
 
 
 def test_teacher_outputs_become_the_targets_of_real_frames(tmp_path):
@@ -299,6 +300,23 @@ def test_with_a_weight_average_the_average_is_validated_and_saved(tmp_path):
     assert all(torch.equal(final[k], averaged[k]) for k in final)
     assert any(not torch.equal(final[k], trained[k]) for k in final)  # the average, not the last step
     assert all(torch.equal(v, final[k]) for k, v in r["model"].state_dict().items())
+
+
+def test_init_starts_from_the_given_model_and_a_clashing_config_is_refused(tmp_path):
+    import torch
+
+    first = small_run(tmp_path / "first", steps=20)["model"]
+    # a learning rate too small to move the weights: the run ends where it started
+    r = small_run(tmp_path / "tuned", steps=2, val_every=2, n_images=4, lr=1e-12,
+                  init=str(tmp_path / "first" / "final.safetensors"))
+    fresh = small_run(tmp_path / "fresh", steps=2, val_every=2, n_images=4, lr=1e-12)
+    tuned = r["model"].state_dict()
+    assert all(torch.allclose(tuned[k], v, atol=1e-6) for k, v in first.state_dict().items())
+    assert not all(torch.allclose(fresh["model"].state_dict()[k], v, atol=1e-6) for k, v in tuned.items())
+    with pytest.raises(UserError, match="width=4, but width=8"):
+        small_run(tmp_path / "bad", init=first, model_config=dict(width=8))
+    with pytest.raises(UserError, match="--init must be a bilateral model"):
+        small_run(tmp_path / "bad", init="student-small")
 
 
 def test_training_state_is_saved_every_save_every_s(tmp_path, monkeypatch):

@@ -117,6 +117,9 @@ def add(sub):
                    help="share of the under-exposed pairs synthesized from --data photos whose lamps, windows and "
                         "sky were brighter than the photo's white, so they stay bright in the dark copy as in a "
                         f"real night photo (0..1, default {B.highlights:g})")
+    b.add_argument("--ev-range", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="exposure errors synthesized from --data photos, in EV (stops) from the photo (default: "
+                        "-6 -1 for --exposure under, 1 3 for over)")
     b.add_argument("--teacher", type=Path, metavar="CKPT",
                    help="CycleGAN generator (teacher.safetensors): its outputs on the --zero-ref frames are "
                         "their targets (distillation; default: none)")
@@ -131,6 +134,9 @@ def add(sub):
                         "target (repeatable; default: none)")
     b.add_argument("--bracket-mix", type=float, default=B.bracket_mix,
                    help=f"fraction of each batch taken from the bracket pairs (default {B.bracket_mix:g})")
+    b.add_argument("--init", metavar="MODEL",
+                   help="start from this bilateral model, a zoo name (e.g. bilateral) or a checkpoint, instead of "
+                        "the identity: fine-tuning, with a fresh optimizer and schedule (default: none)")
     b.add_argument("--zero-reference", action="store_true",
                    help="train on --data with zero-reference losses only (no targets used); a plain folder "
                         "of photos is then taken as is, and checkpoints are chosen by a no-reference score")
@@ -206,12 +212,14 @@ def cmd_train_bilateral(a):
                           zero_ref_below=a.zero_ref_below,
                           zero_ref_highlights=a.zero_ref_highlights,
                           zero_ref_shadows=a.zero_ref_shadows, clip_weight=a.clip_weight,
-                          highlights=a.highlights, teacher=a.teacher, teacher_weight=a.teacher_weight,
+                          highlights=a.highlights, ev_range=None if a.ev_range is None else tuple(a.ev_range),
+                          teacher=a.teacher, teacher_weight=a.teacher_weight,
                           render_mix=a.render_mix, brackets=tuple(a.brackets), bracket_mix=a.bracket_mix,
                           steps=a.steps, batch=a.batch, crop=a.crop, lr=a.lr,
                           n_images=a.n_images, val_images=a.val_images, val_every=a.val_every,
                           workers=max(0, a.workers), skip_bad=a.skip_bad,
                           model_config=None if a.max_gain is None else {"min_illumination": 1.0 / a.max_gain},
+                          init=a.init,
                           **run_options(a))
     r = train_bilateral(a.out, cfg)
     if r["stopped"]:

@@ -117,12 +117,13 @@ class _Stream:
 class ExposurePairs(_Stream):
     """(badly exposed crop, original crop) pairs synthesized from well-exposed photos.
     ``kinds`` maps an exposure kind (under, over, normal) to its probability; ``highlights``: the
-    probability that an under-exposed sample's highlights were brighter than the photo's white."""
+    probability that an under-exposed sample's highlights were brighter than the photo's white;
+    ``ev_range``: the (lo, hi) EV of the badly exposed samples (None: each kind's default)."""
 
     def __init__(self, photos, crop: int = 256, seed: int = 0, length: int = 10**9, kinds=None,
-                 highlights: float = 0.0):
+                 highlights: float = 0.0, ev_range=None):
         super().__init__(photos, crop, seed, length)
-        self.highlights = highlights
+        self.highlights, self.ev_range = highlights, ev_range
         kinds = kinds or {"under": 1.0}
         self.kinds, p = list(kinds), np.array(list(kinds.values()), np.float64)
         self.p = p / p.sum()
@@ -131,7 +132,8 @@ class ExposurePairs(_Stream):
         rng = self._rng(k)
         target = random_crop(self.photos[int(rng.integers(len(self.photos)))], self.crop, rng)
         kind = self.kinds[int(rng.choice(len(self.kinds), p=self.p))]
-        bad, _ = synthesize(target, rng, kind, highlights=self.highlights if kind == "under" else 0.0)
+        bad, _ = synthesize(target, rng, kind, self.ev_range if kind != "normal" else None,
+                            highlights=self.highlights if kind == "under" else 0.0)
         return _chw(bad), _chw(target)
 
 

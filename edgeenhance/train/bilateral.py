@@ -27,7 +27,7 @@ from edgeenhance.evaluate import evaluate
 from edgeenhance.models.bilateral import BilateralEnhancer
 from edgeenhance.models.registry import save_checkpoint
 from edgeenhance.train import distributed
-from edgeenhance.train.common import seed_everything
+from edgeenhance.train.common import checked_model, seed_everything
 from edgeenhance.train.configs import BilateralConfig, configured
 from edgeenhance.train.data import is_photo_folder, paired_data
 from edgeenhance.train.loop import KeepBest, Loop, WeightAverage, adam, cosine, evaluating, optimize
@@ -42,13 +42,17 @@ KINDS = {"under": {"under": 0.9, "normal": 0.1}, "over": {"over": 0.75, "normal"
 VAL_EV = {"under": (-4.0, -2.0), "over": (1.0, 2.5)}  # the validation pairs' exposure errors
 
 
-def _photo_source(data, crop, seed, batch, start, workers, n_val, progress, log, exposure="under", highlights=0.0):
+def _photo_source(data, crop, seed, batch, start, workers, n_val, progress, log, exposure="under", highlights=0.0,
+                  ev_range=None):
     from edgeenhance.data.photosets import ExposurePairs, batches, heldout_pairs, load_photos, photo_files
+    from edgeenhance.data.exposure import EV_RANGES
 
     train = load_photos(photo_files(data, "train"), max_side=1024, progress=progress, desc="loading photos")
     val_photos = load_photos(photo_files(data, "val"), max_side=1024)
-    log(f"{data}: {len(train)} training photos, {len(val_photos)} held out; {exposure}-exposure errors synthesized")
-    pairs = ExposurePairs(train, crop, seed, kinds=KINDS[exposure], highlights=highlights)
+    lo, hi = ev_range or EV_RANGES[exposure]
+    log(f"{data}: {len(train)} training photos, {len(val_photos)} held out; {exposure}-exposure errors of {lo:+g} "
+        f"to {hi:+g} EV synthesized")
+    pairs = ExposurePairs(train, crop, seed, kinds=KINDS[exposure], highlights=highlights, ev_range=ev_range)
     it = batches(pairs, batch, start, workers, *_shard())
     val = heldout_pairs(val_photos, n_val, kind=exposure, ev_range=VAL_EV[exposure])
     if exposure == "over":
@@ -112,6 +116,28 @@ def _bracket_source(folders, crop, seed, batch, start, workers, progress, log, s
     val = _held_out_frames([f for f in folders if Path(f) not in scored])
     log(f"brackets: {len(pairs)} real dark frames paired with their bracket's exposure fusion, {len(val)} held out")
     return batches(BracketPairs(pairs, crop, seed + 2), batch, start, workers, *_shard()), val
+
+
+def _init_model(spec, model_config):
+    """The model to fine-tune from (``--init``), checked: a bilateral model whose options agree with
+    ``model_config`` where both are given; None without one."""
+    if spec is None:
+        return None
+    init = checked_model(spec, "bilateral", "--init", "a bilateral model (a zoo name or a checkpoint from "
+                         "`train bilateral`)")
+    clash = {k: v for k, v in (model_config or {}).items() if init.config.get(k) != v}
+    if clash:
+        raise UserError(f"--init: its model has {', '.join(f'{k}={init.config.get(k)}' for k in clash)}, "
+                        f"but {', '.join(f'{k}={v}' for k, v in clash.items())} was asked for")
+    return init
+
+
+def _ev_range_ok(r, exposure) -> bool:
+    try:
+        lo, hi = map(float, r)
+    except (TypeError, ValueError):
+        return False
+    return lo <= hi and (hi <= 0.0 if exposure == "under" else lo >= 0.0)
 
 
 def _zero_ref_crops(x: torch.Tensor, below: float, highlights: float = 1.0) -> torch.Tensor:
@@ -188,6 +214,9 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
             raise UserError(f"--brackets {f}: no such folder")
     if not 0.0 <= c.highlights <= 1.0:
         raise UserError(f"--highlights must be in [0, 1], got {c.highlights}")
+    if c.ev_range is not None and not _ev_range_ok(c.ev_range, c.exposure):
+        raise UserError(f"--ev-range must be two numbers LO <= HI, both <= 0 for --exposure under (>= 0 for over), "
+                        f"got {c.ev_range}")
     if c.ema and not 0.0 < c.ema < 1.0:
         raise UserError(f"--ema must be in (0, 1) (or 0: off), got {c.ema}")
     if not c.clip_weight >= 0.0:
@@ -198,6 +227,7 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
         raise UserError(f"--zero-ref-highlights must be in (0, 1], got {c.zero_ref_highlights}")
     if not 0.0 <= c.zero_ref_shadows < 1.0:
         raise UserError(f"--zero-ref-shadows must be in [0, 1), got {c.zero_ref_shadows}")
+    init = _init_model(c.init, c.model_config)  # before any data work: a wrong file fails in a second
     world, dev = distributed.setup(c.device)
     loop = Loop(out_dir, resume=c.resume, save_every_s=c.save_every_s, progress=c.progress, log=log,
                 lr_scale=c.lr_scale)
@@ -210,7 +240,10 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
             raise UserError("--teacher needs --zero-ref: the real photos the teacher's outputs become targets for")
         teacher = load_teacher(c.teacher, dev)
     seed_everything(c.seed)
-    model = BilateralEnhancer(**(c.model_config or {})).to(dev)
+    model = BilateralEnhancer(**(init.config if init is not None else c.model_config or {}))
+    if init is not None:
+        model.load_state_dict(init.state_dict())
+    model = model.to(dev)
     opt = adam(model.parameters(), distributed.scale_lr(c.lr, c.lr_scale))
     sched = cosine(opt, c.steps, floor=0.05)
     avg = WeightAverage(model, c.ema) if c.ema else None
@@ -240,7 +273,7 @@ def train_bilateral(out_dir, config: BilateralConfig | None = None, *, log=print
         best = best if "score" in best else {"score": -float("inf")}
     elif photos:
         real_it, val = _photo_source(c.data, crop, seed, batch - n_render - n_brackets, start, workers, c.val_images,
-                                     progress, log, exposure, c.highlights)
+                                     progress, log, exposure, c.highlights, c.ev_range)
     else:
         train, val = paired_data(c.data, c.layout, c.n_images, exposure, crop, seed, c.val_images, c.skip_bad,
                                  progress)

@@ -25,6 +25,21 @@ def pick_device(name: str | None = None) -> torch.device:
     return check_device(name)
 
 
+def checked_model(spec, family: str, option: str, what: str, device="cpu"):
+    """A model from a zoo name or checkpoint path (or an already built model), refused unless of
+    ``family``; ``option`` names the command-line option in the errors, ``what`` the expected file."""
+    from edgeenhance.models.registry import load_model
+
+    if isinstance(spec, (str, Path)):
+        try:
+            spec = load_model(str(spec), device)
+        except UserError as e:
+            raise UserError(f"{option}: {e}") from None
+    if getattr(spec, "family", None) != family:
+        raise UserError(f"{option} must be {what}; got a {getattr(spec, 'family', type(spec).__name__)} model")
+    return spec
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

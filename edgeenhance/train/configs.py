@@ -46,6 +46,7 @@ class BilateralConfig(RunConfig):
     zero_ref_shadows: float = 0.0
     clip_weight: float = 2.0  # penalty on pushing pixels that were not bright past white (pairs and real frames)
     highlights: float = 0.0  # share of under-exposed pairs whose highlights were brighter than the photo's white
+    ev_range: tuple | None = None  # (lo, hi) EV of the synthesized exposure errors; None: the kind's (under -6..-1)
     teacher: Any = None  # a CycleGAN generator (checkpoint path or model) whose outputs on zero_ref are targets
     teacher_weight: float = 1.0
     render_mix: float = 0.0  # fraction of each batch taken from rendered pairs next to real photos
@@ -62,6 +63,7 @@ class BilateralConfig(RunConfig):
     ema: float = 0.0  # validate and save an exponential moving average of the weights with this decay (0: off)
     skip_bad: bool = False  # skip unreadable or unmatched dataset files instead of stopping
     model_config: dict | None = None  # BilateralEnhancer options
+    init: Any = None  # start from this bilateral model (zoo name, checkpoint path or model): fine-tuning
 
 
 @dataclass(kw_only=True)

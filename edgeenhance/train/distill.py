@@ -14,7 +14,7 @@ from edgeenhance.errors import UserError
 from edgeenhance.models.registry import save_checkpoint
 from edgeenhance.models.student import student as build_student
 from edgeenhance.train import distributed
-from edgeenhance.train.common import seed_everything
+from edgeenhance.train.common import checked_model, seed_everything
 from edgeenhance.train.configs import DistillConfig, configured
 from edgeenhance.train.gan import gan_loss
 from edgeenhance.train.loop import KeepBest, Loop, adam, cosine, evaluating, optimize
@@ -28,23 +28,9 @@ def student_fidelity(student, teacher, imgs, device="cpu") -> float:
     return float(np.mean([psnr(enhance_array(student, im, device), enhance_array(teacher, im, device)) for im in imgs]))
 
 
-def _checkpoint(spec, family: str, option: str, what: str, device="cpu"):
-    """A model from a checkpoint path (or an already built model), refused unless of ``family``."""
-    from edgeenhance.models.registry import load_model
-
-    if isinstance(spec, (str, Path)):
-        try:
-            spec = load_model(str(spec), device)
-        except UserError as e:
-            raise UserError(f"{option}: {e}") from None
-    if getattr(spec, "family", None) != family:
-        raise UserError(f"{option} must be {what}; got a {getattr(spec, 'family', type(spec).__name__)} model")
-    return spec
-
-
 def load_teacher(spec, device="cpu"):
     """The CycleGAN over -> normal generator from a checkpoint path (or a built model), checked."""
-    return _checkpoint(spec, "resnet_generator", "--teacher",
+    return checked_model(spec, "resnet_generator", "--teacher",
                        "a CycleGAN generator checkpoint (teacher.safetensors from `train cyclegan`)", device)
 
 
@@ -56,11 +42,11 @@ def check_inputs(teacher, discriminator=None, init=None, student_size="small", w
     if w_adv > 0 and discriminator is None:
         raise UserError("--adv needs --discriminator (discriminator_normal.safetensors from `train cyclegan`)")
     if discriminator is not None:
-        discriminator = _checkpoint(discriminator, "patch_discriminator", "--discriminator",
+        discriminator = checked_model(discriminator, "patch_discriminator", "--discriminator",
                                     "a CycleGAN discriminator (discriminator_normal.safetensors from `train cyclegan`)",
                                     device)
     if init is not None:
-        init = _checkpoint(init, "student", "--init", "a student checkpoint (from `distill`)", device)
+        init = checked_model(init, "student", "--init", "a student checkpoint (from `distill`)", device)
         want = build_student(student_size).config
         if init.config != want:
             raise UserError(f"--init: a student with {init.config}, but --student {student_size} is {want}; "
