@@ -84,7 +84,8 @@ RECIPES = {"under": RECIPE, "over": replace(RECIPE, steps=2000, zero_ref_level=0
 # exposure errors of -1..-5 EV instead of -6 and with less weight on the zero-reference losses (see the text above)
 TUNE = {"under": dict(steps=2000, lr=3e-4, ev_range=(-5.0, -1.0), zero_ref_weight=0.075), "over": None}
 SHIPPED = {"under": "bilateral.safetensors", "over": "bilateral_over.safetensors"}
-SHIP_FROM = {"under": "tune/best.safetensors", "over": "best.safetensors"}  # which checkpoint of the run is shipped
+SHIP_FROM = {"under": "final.safetensors", "over": "best.safetensors"}  # the checkpoint shipped without stage 2
+SHIP_TUNED = "tune/best.safetensors"  # ... and of a run with one
 
 
 def main(argv=None):
@@ -123,9 +124,11 @@ def main(argv=None):
         _fail(f"--stage1 and --tune-steps are for the low-light model (no stage 2 with --exposure {a.exposure})")
     if a.tune_steps is not None:
         tune = dict(tune, steps=a.tune_steps) if a.tune_steps > 0 else None
-    if a.stage1 is not None and (tune is None or not a.stage1.is_file()):
-        _fail(f"--stage1: no such file: {a.stage1}" if tune is not None else "--stage1 needs a stage 2 (--tune-steps > 0)")
-    ship_from = out / SHIP_FROM[a.exposure] if tune is not None or a.exposure == "over" else out / "final.safetensors"
+    if a.stage1 is not None and tune is None:
+        _fail("--stage1 needs a stage 2 (--tune-steps > 0)")
+    if a.stage1 is not None and not a.stage1.is_file():
+        _fail(f"--stage1: no such file: {a.stage1}")
+    ship_from = out / (SHIP_TUNED if tune is not None else SHIP_FROM[a.exposure])
     stage1 = a.stage1 or out / "final.safetensors"
     if a.stage1 is None and not (a.resume and stage1.is_file()):
         _run(out, config)

@@ -31,7 +31,7 @@ def student_fidelity(student, teacher, imgs, device="cpu") -> float:
 def load_teacher(spec, device="cpu"):
     """The CycleGAN over -> normal generator from a checkpoint path (or a built model), checked."""
     return checked_model(spec, "resnet_generator", "--teacher",
-                       "a CycleGAN generator checkpoint (teacher.safetensors from `train cyclegan`)", device)
+                         "a CycleGAN generator checkpoint (teacher.safetensors from `train cyclegan`)", device)
 
 
 def check_inputs(teacher, discriminator=None, init=None, student_size="small", w_adv=0.0, device="cpu"):
@@ -43,8 +43,8 @@ def check_inputs(teacher, discriminator=None, init=None, student_size="small", w
         raise UserError("--adv needs --discriminator (discriminator_normal.safetensors from `train cyclegan`)")
     if discriminator is not None:
         discriminator = checked_model(discriminator, "patch_discriminator", "--discriminator",
-                                    "a CycleGAN discriminator (discriminator_normal.safetensors from `train cyclegan`)",
-                                    device)
+                                      "a CycleGAN discriminator (discriminator_normal.safetensors from "
+                                      "`train cyclegan`)", device)
     if init is not None:
         init = checked_model(init, "student", "--init", "a student checkpoint (from `distill`)", device)
         want = build_student(student_size).config
